@@ -1,0 +1,101 @@
+"""Input checks shared by every entry point.
+
+Each check raises a ``ValueError`` (or ``KeyError`` for a missing column) with a message that
+names the problem and what to do, *before* anything is modified.
+
+Example
+-------
+>>> from scintegrate._validation import check_batches
+>>> import pandas as pd
+>>> check_batches(pd.Series(["a", "b", "a"]))
+['a', 'b']
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+
+def get_matrix(adata, layer: Optional[str] = None):
+    """Return ``adata.X`` or ``adata.layers[layer]`` (sparse or dense), with a clear error."""
+    if layer is None:
+        return adata.X
+    if layer not in adata.layers:
+        raise KeyError(f"layer {layer!r} not found; available layers: {sorted(adata.layers)}")
+    return adata.layers[layer]
+
+
+def _values(X) -> np.ndarray:
+    return X.data if sp.issparse(X) else np.asarray(X)
+
+
+def check_matrix(X, *, name: str = "X", counts: bool = False, allow_negative: bool = False) -> None:
+    """Reject empty matrices, NaN/inf, negative values and (``counts=True``) non-integers."""
+    if X is None or X.shape[0] == 0 or X.shape[1] == 0:
+        shape = None if X is None else X.shape
+        raise ValueError(f"{name} is empty (shape {shape}); nothing to integrate")
+    vals = _values(X)
+    if not np.all(np.isfinite(vals)):
+        n_bad = int(np.size(vals) - np.isfinite(vals).sum())
+        raise ValueError(f"{name} contains {n_bad} NaN or infinite values; remove or impute them first")
+    if not allow_negative and vals.size and vals.min() < 0:
+        raise ValueError(
+            f"{name} contains negative values (min {vals.min():.3g}); raw counts are expected. "
+            "Pass the counts layer (layer='counts') or data that was not scaled"
+        )
+    if counts and vals.size and not np.allclose(vals, np.round(vals)):
+        raise ValueError(
+            f"{name} is not integer counts (e.g. {vals[~np.isclose(vals, np.round(vals))][:3]}); "
+            "this step needs raw counts"
+        )
+
+
+def is_count_matrix(X, n_check: int = 100_000) -> bool:
+    """True when the (first ``n_check``) stored values are non-negative integers."""
+    vals = _values(X).ravel()[:n_check]
+    return bool(vals.size == 0 or (vals.min() >= 0 and np.allclose(vals, np.round(vals))))
+
+
+def check_batches(batch: pd.Series | Sequence, *, min_batches: int = 2, key: str = "batch") -> list:
+    """Check a batch vector: no missing values and at least ``min_batches`` levels.
+
+    Returns the batch levels in order of first appearance.
+    """
+    batch = pd.Series(batch)
+    if batch.isna().any():
+        raise ValueError(f"obs[{key!r}] has {int(batch.isna().sum())} missing values; every cell needs a batch")
+    levels = list(pd.unique(batch.astype(str)))
+    if len(levels) < min_batches:
+        raise ValueError(
+            f"obs[{key!r}] has {len(levels)} batch ({levels}); integration needs at least {min_batches} batches"
+        )
+    return levels
+
+
+def check_adata(
+    adata,
+    batch_key: Optional[str] = "batch",
+    *,
+    layer: Optional[str] = None,
+    min_batches: int = 2,
+    counts: bool = False,
+    allow_negative: bool = False,
+) -> None:
+    """All the checks an integration method runs on its AnnData input."""
+    if adata.n_obs == 0 or adata.n_vars == 0:
+        raise ValueError(f"AnnData is empty ({adata.n_obs} cells x {adata.n_vars} genes)")
+    if not adata.obs_names.is_unique:
+        dup = adata.obs_names[adata.obs_names.duplicated()][:3].tolist()
+        raise ValueError(f"cell names are not unique (e.g. {dup}); call adata.obs_names_make_unique() first")
+    if batch_key is not None:
+        if batch_key not in adata.obs.columns:
+            raise KeyError(
+                f"batch column {batch_key!r} not found in adata.obs; available columns: {list(adata.obs.columns)}"
+            )
+        check_batches(adata.obs[batch_key], min_batches=min_batches, key=batch_key)
+    label = "adata.X" if layer is None else f"adata.layers[{layer!r}]"
+    check_matrix(get_matrix(adata, layer), name=label, counts=counts, allow_negative=allow_negative)

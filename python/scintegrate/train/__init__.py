@@ -1,0 +1,5 @@
+"""The one training loop shared by every model."""
+
+from .loop import PlateauStopper, TrainingHistory, train_loop
+
+__all__ = ["train_loop", "PlateauStopper", "TrainingHistory"]
