@@ -26,11 +26,18 @@ def kl_divergence(p: torch.Tensor, q: torch.Tensor, dim: int = -1) -> torch.Tens
     return (p * (torch.log(p + _EPS) - torch.log(q + _EPS))).sum(dim=dim)
 
 
-def student_t_similarity(z: torch.Tensor, centers: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
-    """Soft assignment q_ij ∝ (1 + ||z_i - c_j||²/alpha)^(-(alpha+1)/2), rows normalised (DEC)."""
-    d2 = torch.cdist(z, centers).pow(2)
+def student_t_similarity(z: torch.Tensor, centers: torch.Tensor, alpha: float = 1.0,
+                         exclude_diagonal: bool = False) -> torch.Tensor:
+    """Soft assignment q_ij ∝ (1 + ||z_i - c_j||²/alpha)^(-(alpha+1)/2), rows normalised (DEC).
+
+    ``exclude_diagonal=True`` (cell-to-cell similarities, ``centers`` = ``z``) sets q_ii = 0 before the
+    rows are normalised, as DeepBID's KL1 does.
+    """
+    d2 = (z.pow(2).sum(1, keepdim=True) + centers.pow(2).sum(1).unsqueeze(0) - 2.0 * z @ centers.t()).clamp(min=0)
     q = (1.0 + d2 / alpha).pow(-(alpha + 1.0) / 2.0)
-    return q / q.sum(dim=1, keepdim=True)
+    if exclude_diagonal:
+        q = q * (1.0 - torch.eye(q.shape[0], q.shape[1], dtype=q.dtype, device=q.device))
+    return q / q.sum(dim=1, keepdim=True).clamp(min=_EPS)
 
 
 def target_distribution(q: torch.Tensor) -> torch.Tensor:

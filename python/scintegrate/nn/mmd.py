@@ -3,6 +3,9 @@
 Bandwidths: the mean pairwise squared distance of the pooled sample, divided by ``kernel_mul**(n//2)``
 and multiplied by ``kernel_mul`` for each of ``kernel_num`` kernels (the DAN/BERMUDA construction).
 
+Inputs may carry leading batch dimensions (``... x n x d``): many sample pairs (e.g. all similar
+cluster pairs of a BERMUDA step) are then scored in one call, one MMD per pair.
+
 Example
 -------
 >>> import torch
@@ -21,21 +24,22 @@ import torch
 def gaussian_kernel_matrix(
     x: torch.Tensor, y: torch.Tensor, kernel_mul: float = 2.0, kernel_num: int = 5, fix_sigma=None
 ) -> torch.Tensor:
-    """Sum of ``kernel_num`` Gaussian kernels over the pooled sample [x; y] ((n+m) x (n+m))."""
-    total = torch.cat([x, y], dim=0)
+    """Sum of ``kernel_num`` Gaussian kernels over the pooled sample [x; y] (... x (n+m) x (n+m))."""
+    total = torch.cat([x, y], dim=-2)
     d2 = torch.cdist(total, total).pow(2)
-    n = total.shape[0]
+    n = total.shape[-2]
     if fix_sigma is not None:
         bandwidth = torch.as_tensor(fix_sigma, dtype=total.dtype, device=total.device)
     else:
-        bandwidth = d2.detach().sum() / max(n * n - n, 1)
+        bandwidth = d2.detach().sum(dim=(-2, -1), keepdim=True) / max(n * n - n, 1)
     bandwidth = bandwidth.clamp(min=1e-8) / (kernel_mul ** (kernel_num // 2))
     return sum(torch.exp(-d2 / (bandwidth * kernel_mul**i)) for i in range(kernel_num))
 
 
 def mmd_multi_kernel(x: torch.Tensor, y: torch.Tensor, kernel_mul: float = 2.0, kernel_num: int = 5,
                      fix_sigma=None) -> torch.Tensor:
-    """Biased MMD^2 estimate between samples ``x`` (n x d) and ``y`` (m x d)."""
-    n = x.shape[0]
+    """Biased MMD^2 estimate between samples ``x`` (n x d) and ``y`` (m x d); batched: ``...`` MMDs."""
+    n = x.shape[-2]
     k = gaussian_kernel_matrix(x, y, kernel_mul, kernel_num, fix_sigma)
-    return k[:n, :n].mean() + k[n:, n:].mean() - 2 * k[:n, n:].mean()
+    dims = (-2, -1)
+    return k[..., :n, :n].mean(dims) + k[..., n:, n:].mean(dims) - 2 * k[..., :n, n:].mean(dims)

@@ -57,7 +57,7 @@ class PlateauStopper:
         self.wait = 0
 
     def __call__(self, epoch: int, value: float) -> bool:
-        if value < self.best - self.rel_tol * abs(self.best):
+        if not math.isfinite(self.best) or value < self.best - self.rel_tol * abs(self.best):
             self.best, self.wait = value, 0
         else:
             self.wait += 1
@@ -75,10 +75,14 @@ def train_loop(
     monitor: str = "loss",
     progress: bool = True,
     desc: str = "training",
-    on_epoch_end: Optional[Callable[[int, Dict[str, float]], None]] = None,
+    on_epoch_end: Optional[Callable[[int, Dict[str, float]], Optional[str]]] = None,
     grad_clip: Optional[float] = None,
 ) -> TrainingHistory:
-    """Run up to ``n_epochs`` epochs; return the per-epoch loss history."""
+    """Run up to ``n_epochs`` epochs; return the per-epoch loss history.
+
+    ``on_epoch_end(epoch, means)`` runs after each epoch; returning a non-empty string stops training
+    with that string as the stop reason (e.g. a clustering that no longer changes).
+    """
     from tqdm.auto import tqdm
 
     history = TrainingHistory()
@@ -106,7 +110,10 @@ def train_loop(
         if progress:
             bar.set_postfix({k: f"{v:.4g}" for k, v in list(means.items())[:3]})
         if on_epoch_end is not None:
-            on_epoch_end(epoch, means)
+            request = on_epoch_end(epoch, means)
+            if isinstance(request, str) and request:  # a callback may stop training, giving the reason
+                history.stopped_early, history.reason = True, request
+                break
         if stopper is not None and stopper(epoch, means[monitor]):
             history.stopped_early = True
             history.reason = f"{monitor} plateaued (no {stopper.rel_tol:g} relative gain in {stopper.patience} epochs)"

@@ -1,0 +1,163 @@
+#' Integrate the batches of a single-cell data set
+#'
+#' Runs one of scintegrate's batch-integration methods (BERMUDA, DeepBID, or the PCA baseline) on the
+#' raw counts of `x` and returns `x` with the batch-corrected low-dimensional embedding added.
+#'
+#' The counts are handed to the Python core without densifying or copying them: the slots of the
+#' genes x cells `dgCMatrix` become a scipy CSC matrix that shares R's memory (read-only), and its
+#' transpose is the cells x genes CSR matrix the Python side reads. Cell order and names are kept.
+#'
+#' @param x A [SingleCellExperiment::SingleCellExperiment], a `Seurat` object, or a genes x cells
+#'   count matrix (base `matrix` or `dgCMatrix`).
+#' @param method Integration method: `"bermuda"` (default), `"deepbid"` or `"pca"` (a baseline that
+#'   does not correct batches). Case-insensitive.
+#' @param batch For a SingleCellExperiment, the name of the `colData(x)` column holding each cell's
+#'   batch; for a Seurat object, the name of the `meta.data` column; for a matrix, a vector with one
+#'   batch label per cell (column).
+#' @param ... Method parameters passed to the Python method, e.g. `max_steps = 500` or
+#'   `n_features = 1000` for BERMUDA (see the Python documentation of `scintegrate.integrate`).
+#'   Whole numbers are sent as integers. `progress = TRUE` shows the Python progress bar.
+#' @param name Name of the result: the `reducedDim` (SingleCellExperiment; default `toupper(method)`)
+#'   or the DimReduc (Seurat; default `tolower(method)`). The PCA baseline defaults to
+#'   `"PCA_BASELINE"` / `"pca_baseline"` so that it never overwrites an existing `"PCA"` / `"pca"`.
+#' @param seed Integer seed of every random step (clustering, initialisation, sampling).
+#' @param device `"auto"` (GPU when available), `"cpu"` or `"cuda"`.
+#' @param assay For a SingleCellExperiment, the assay holding raw counts (default `"counts"`); for a
+#'   Seurat object, the assay whose `counts` slot is used (default: the default assay).
+#'
+#' @return `x` with the embedding added:
+#'   * SingleCellExperiment: `reducedDim(x, name)`; per-cell outputs (e.g. BERMUDA's or DeepBID's
+#'     clusters) as `colData` columns, other per-cell matrices (e.g. DeepBID's soft assignments) as
+#'     further `reducedDims`, extra gene-level matrices as assays; the run record (method,
+#'     parameters, seed, device, package versions, training history) in `metadata(x)$scintegrate[[name]]`.
+#'   * Seurat: a DimReduc `x[[name]]` with key `paste0(method, "_")`; per-cell outputs as
+#'     `meta.data` columns; the run record in `x@misc$scintegrate[[name]]` and in the DimReduc's
+#'     `misc$scintegrate`.
+#'   * matrix: a cells x d matrix (row names = cell names) with the record in
+#'     `attr(, "scintegrate")` and per-cell outputs in `attr(, "cellData")` (a data.frame).
+#'
+#' @seealso [integrationMetrics()] to score the result, [simulateBatches()] for example data,
+#'   [installPython()] to set up the Python side.
+#' @examples
+#' if (scintegrateAvailable()) {
+#'   sce <- simulateBatches(nCells = 300, nGenes = 200, seed = 1)
+#'   sce <- integrateBatches(sce, method = "pca", batch = "batch")
+#'   dim(SingleCellExperiment::reducedDim(sce, "PCA_BASELINE"))
+#'
+#'   # a plain genes x cells matrix and a batch vector
+#'   counts <- SummarizedExperiment::assay(sce, "counts")
+#'   emb <- integrateBatches(counts, method = "pca", batch = sce$batch)
+#'   head(rownames(emb))
+#' }
+#' @export
+integrateBatches <- function(x, method = "bermuda", batch = "batch", ..., name = NULL, seed = 0L,
+                             device = "auto") {
+  UseMethod("integrateBatches")
+}
+
+#' @rdname integrateBatches
+#' @export
+integrateBatches.SingleCellExperiment <- function(x, method = "bermuda", batch = "batch", ..., name = NULL,
+                                                  seed = 0L, device = "auto", assay = "counts") {
+  if (!assay %in% SummarizedExperiment::assayNames(x)) {
+    stop(sprintf("assay '%s' not found; available assays: %s", assay,
+                 paste(SummarizedExperiment::assayNames(x), collapse = ", ")), call. = FALSE)
+  }
+  batchValues <- .getColumn(SummarizedExperiment::colData(x), batch, "colData(x)")
+  res <- .integrateCounts(SummarizedExperiment::assay(x, assay, withDimnames = TRUE), batchValues, method,
+                          seed, device, list(...), name, upper = TRUE, batchName = batch)
+  cellNames <- colnames(x)
+  SingleCellExperiment::reducedDim(x, res$name) <- `rownames<-`(res$embedding, cellNames)
+  for (column in names(res$obs)) SummarizedExperiment::colData(x)[[column]] <- res$obs[[column]]
+  for (extra in names(res$obsm)) {
+    SingleCellExperiment::reducedDim(x, toupper(extra)) <- `rownames<-`(res$obsm[[extra]], cellNames)
+  }
+  for (layer in names(res$layers)) {
+    SummarizedExperiment::assay(x, layer, withDimnames = FALSE) <- res$layers[[layer]]
+  }
+  S4Vectors::metadata(x)$scintegrate[[res$name]] <- res$record
+  x
+}
+
+#' @rdname integrateBatches
+#' @export
+integrateBatches.Seurat <- function(x, method = "bermuda", batch = "batch", ..., name = NULL, seed = 0L,
+                                    device = "auto", assay = NULL) {
+  if (!requireNamespace("SeuratObject", quietly = TRUE)) {
+    stop("the SeuratObject package is needed for Seurat input", call. = FALSE)
+  }
+  assay <- if (is.null(assay)) SeuratObject::DefaultAssay(x) else assay
+  counts <- SeuratObject::GetAssayData(x, slot = "counts", assay = assay)
+  if (prod(dim(counts)) == 0) {
+    stop(sprintf("the counts slot of assay '%s' is empty; scintegrate needs raw counts", assay), call. = FALSE)
+  }
+  batchValues <- .getColumn(x@meta.data, batch, "the Seurat object's meta.data")
+  res <- .integrateCounts(counts, batchValues, method, seed, device, list(...), name, upper = FALSE,
+                          batchName = batch)
+  key <- paste0(gsub("[^[:alnum:]]", "", res$method), "_")
+  embedding <- res$embedding
+  colnames(embedding) <- paste0(key, seq_len(ncol(embedding)))
+  misc <- list(scintegrate = res$record)
+  if (length(res$obsm)) misc$obsm <- res$obsm
+  x[[res$name]] <- SeuratObject::CreateDimReducObject(embeddings = embedding, key = key, assay = assay,
+                                                      misc = misc)
+  if (length(res$obs)) x <- SeuratObject::AddMetaData(x, as.data.frame(res$obs))
+  for (layer in names(res$layers)) x[[layer]] <- SeuratObject::CreateAssayObject(data = res$layers[[layer]])
+  x@misc$scintegrate[[res$name]] <- res$record
+  x
+}
+
+#' @rdname integrateBatches
+#' @export
+integrateBatches.matrix <- function(x, method = "bermuda", batch, ..., name = NULL, seed = 0L, device = "auto") {
+  .integrateMatrix(x, method, batch, list(...), name, seed, device)
+}
+
+#' @rdname integrateBatches
+#' @export
+integrateBatches.Matrix <- function(x, method = "bermuda", batch, ..., name = NULL, seed = 0L, device = "auto") {
+  .integrateMatrix(x, method, batch, list(...), name, seed, device)
+}
+
+#' @export
+integrateBatches.default <- function(x, method = "bermuda", batch = "batch", ..., name = NULL, seed = 0L,
+                                     device = "auto") {
+  stop(sprintf(paste("integrateBatches() takes a SingleCellExperiment, a Seurat object or a genes x cells",
+                     "matrix / dgCMatrix, not an object of class '%s'"), class(x)[1]), call. = FALSE)
+}
+
+.integrateMatrix <- function(x, method, batch, params, name, seed, device) {
+  if (missing(batch)) stop("batch is missing: give one batch label per cell (column of x)", call. = FALSE)
+  res <- .integrateCounts(x, batch, method, seed, device, params, name, upper = TRUE)
+  embedding <- res$embedding
+  if (is.null(colnames(x))) rownames(embedding) <- NULL
+  colnames(embedding) <- paste0(res$name, "_", seq_len(ncol(embedding)))
+  attr(embedding, "scintegrate") <- res$record
+  if (length(res$obs)) attr(embedding, "cellData") <- as.data.frame(res$obs)
+  if (length(res$obsm)) attr(embedding, "obsm") <- res$obsm
+  if (length(res$layers)) attr(embedding, "layers") <- res$layers
+  embedding
+}
+
+# Shared by every method: check the input in R, then run the Python method. Returns the pieces of
+# .pyIntegrate() plus the method, result name and run record.
+.integrateCounts <- function(counts, batch, method, seed, device, params, name, upper, batchName = NULL) {
+  method <- .checkMethod(method)
+  counts <- .checkCounts(.asCounts(counts))
+  batch <- .checkBatch(batch, ncol(counts))
+  if (!is.numeric(seed) || length(seed) != 1L || is.na(seed) || seed != round(seed)) {
+    stop("seed must be a single whole number", call. = FALSE)
+  }
+  if (!is.character(device) || length(device) != 1L) stop("device must be \"auto\", \"cpu\" or \"cuda\"", call. = FALSE)
+  params <- .pyParams(params)
+  if (is.null(params$progress)) params$progress <- FALSE
+  defaultName <- .pyCheckMethod(method)
+  if (is.null(name)) name <- if (upper) toupper(defaultName) else tolower(defaultName)
+  if (!is.character(name) || length(name) != 1L || !nzchar(name)) stop("name must be a single string", call. = FALSE)
+  res <- .pyIntegrate(counts, batch, method, paste0("X_", method), seed, device, params)
+  res$method <- method
+  res$name <- name
+  res$record <- .makeRecord(method, name, list(column = batchName, levels = levels(batch)), seed, device, params,
+                            list(version = .pyPackageVersion(), record = res$record))
+  res
+}

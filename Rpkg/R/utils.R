@@ -1,0 +1,89 @@
+# Input checks and small helpers shared by the exported functions (no Python here).
+
+# A counts matrix in the form sent to Python: a dgCMatrix (sparse input, converted only when it is
+# another sparse class) or a base matrix (dense input). Never densified, never transposed.
+.asCounts <- function(counts, what = "counts") {
+  if (methods::is(counts, "dgCMatrix") || (is.matrix(counts) && is.numeric(counts))) {
+    return(counts)
+  }
+  if (methods::is(counts, "sparseMatrix") || methods::is(counts, "DelayedArray")) {
+    return(methods::as(methods::as(counts, "CsparseMatrix"), "dgCMatrix"))
+  }
+  stop(sprintf("%s must be a numeric genes x cells matrix or dgCMatrix, not an object of class '%s'",
+               what, class(counts)[1]), call. = FALSE)
+}
+
+# Fill missing dimnames (cell1.., gene1..) and reject empty matrices and duplicated cell names.
+.checkCounts <- function(counts) {
+  if (nrow(counts) == 0L || ncol(counts) == 0L) {
+    stop(sprintf("the counts matrix is empty (%d genes x %d cells); nothing to integrate",
+                 nrow(counts), ncol(counts)), call. = FALSE)
+  }
+  if (is.null(colnames(counts))) colnames(counts) <- paste0("cell", seq_len(ncol(counts)))
+  if (is.null(rownames(counts))) rownames(counts) <- paste0("gene", seq_len(nrow(counts)))
+  dup <- unique(colnames(counts)[duplicated(colnames(counts))])
+  if (length(dup)) {
+    stop(sprintf("cell names (column names) are not unique (e.g. %s); make them unique first",
+                 paste(utils::head(dup, 3), collapse = ", ")), call. = FALSE)
+  }
+  counts
+}
+
+# A per-cell batch vector: right length, no missing values, at least two batches. Returns a factor.
+.checkBatch <- function(batch, nCells, what = "batch") {
+  if (is.null(batch)) stop(sprintf("%s is missing: give one batch label per cell", what), call. = FALSE)
+  if (length(batch) != nCells) {
+    stop(sprintf("%s has %d values for %d cells; give one batch label per cell", what, length(batch), nCells),
+         call. = FALSE)
+  }
+  if (anyNA(batch)) {
+    stop(sprintf("%s has %d missing values; every cell needs a batch", what, sum(is.na(batch))), call. = FALSE)
+  }
+  batch <- if (is.factor(batch)) droplevels(batch) else factor(batch, levels = unique(as.character(batch)))
+  if (nlevels(batch) < 2L) {
+    stop(sprintf("%s has %d batch (%s); integration needs at least 2 batches", what, nlevels(batch),
+                 paste(levels(batch), collapse = ", ")), call. = FALSE)
+  }
+  batch
+}
+
+# A column of a per-cell table (colData / meta.data) with an error that lists the available columns.
+.getColumn <- function(table, column, where) {
+  if (!is.character(column) || length(column) != 1L || is.na(column)) {
+    stop(sprintf("the column must be given by name (a single string), not %s", deparse(column)), call. = FALSE)
+  }
+  if (!column %in% colnames(table)) {
+    stop(sprintf("column '%s' not found in %s; available columns: %s", column, where,
+                 paste(colnames(table), collapse = ", ")), call. = FALSE)
+  }
+  table[[column]]
+}
+
+.checkMethod <- function(method) {
+  if (!is.character(method) || length(method) != 1L || is.na(method) || !nzchar(method)) {
+    stop("method must be a single string such as \"bermuda\", \"deepbid\" or \"pca\"", call. = FALSE)
+  }
+  tolower(method)
+}
+
+# Method parameters for Python: named, and whole numbers given as doubles (n_epochs = 5) sent as integers.
+.pyParams <- function(params) {
+  if (length(params) && (is.null(names(params)) || any(!nzchar(names(params))))) {
+    stop("method parameters in ... must be named (e.g. max_steps = 200)", call. = FALSE)
+  }
+  lapply(params, function(v) {
+    if (is.double(v) && length(v) == 1L && is.finite(v) && v == round(v) && abs(v) < .Machine$integer.max) {
+      as.integer(v)
+    } else {
+      v
+    }
+  })
+}
+
+# The run record stored with every result (parameters, seed, versions, and the Python side's record).
+.makeRecord <- function(method, name, batch, seed, device, params, python) {
+  list(method = method, name = name, batch = batch, seed = as.integer(seed), device = device,
+       params = params, packageVersion = as.character(utils::packageVersion("scintegrate")),
+       pythonVersion = python$version, date = format(Sys.time(), "%Y-%m-%d %H:%M:%S %Z"),
+       python = python$record)
+}

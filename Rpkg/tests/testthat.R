@@ -1,0 +1,4 @@
+library(testthat)
+library(scintegrate)
+
+test_check("scintegrate")

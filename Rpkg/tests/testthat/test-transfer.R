@@ -1,0 +1,51 @@
+# Counts go to Python as sparse slots without a copy and come back unchanged.
+
+test_that("a dgCMatrix round-trips exactly, and Python reads it as CSR sharing R's memory", {
+  skip_if_no_python()
+  d <- rCounts(nGenes = 30, nCells = 40)
+  m <- d$counts
+  m[, 5] <- 0  # an empty cell
+  m[7, ] <- 0  # an empty gene
+  m <- Matrix::drop0(m)
+  rownames(m)[1:2] <- c("gene with space", "g\u00e8ne-\u00e9")
+  colnames(m)[3] <- "cell/with:odd chars"
+  rt <- scintegrate:::.pyRoundTrip(m)
+  expect_identical(rt$counts, m)
+  expect_identical(rt$format, "csr")
+  expect_true(rt$sharesMemory)
+})
+
+test_that("the largest shared data set survives R -> Python -> R with every cell, gene, name and order", {
+  skip_if_no_python()
+  dir <- sharedDataDir()
+  path <- file.path(dir, "pbmc_kang_ctrl_donors.h5ad")
+  skip_if_not(nzchar(dir) && file.exists(path), "shared data (pbmc_kang_ctrl_donors.h5ad) not found")
+  sce <- readH5ad(path)
+  counts <- SummarizedExperiment::assay(sce, "counts")
+  expect_s4_class(counts, "dgCMatrix")
+  # against the file as anndata reads it
+  ad <- reticulate::import("anndata", convert = FALSE)$read_h5ad(path)
+  expect_identical(dim(counts), rev(unlist(reticulate::py_to_r(ad$shape))))
+  expect_identical(colnames(counts), reticulate::py_to_r(ad$obs_names$tolist()))
+  expect_identical(rownames(counts), reticulate::py_to_r(ad$var_names$tolist()))
+  expect_identical(as.character(sce$batch), reticulate::py_to_r(ad$obs[["batch"]]$astype("str")$tolist()))
+  expect_equal(sum(counts@x), reticulate::py_to_r(ad$X$sum()), tolerance = 1e-10)
+  expect_identical(length(counts@x), as.integer(reticulate::py_to_r(ad$X$nnz)))
+  rt <- scintegrate:::.pyRoundTrip(counts)
+  expect_identical(rt$counts, counts)
+  expect_true(rt$sharesMemory)
+})
+
+test_that("integrating the largest shared set keeps every cell in order (PCA baseline)", {
+  skip_if_no_method("pca")
+  dir <- sharedDataDir()
+  path <- file.path(dir, "pbmc_kang_ctrl_donors.h5ad")
+  skip_if_not(nzchar(dir) && file.exists(path), "shared data (pbmc_kang_ctrl_donors.h5ad) not found")
+  sce <- readH5ad(path)
+  before <- SummarizedExperiment::assay(sce, "counts")
+  out <- integrateBatches(sce, method = "pca", batch = "batch")
+  emb <- SingleCellExperiment::reducedDim(out, "PCA_BASELINE")
+  expect_identical(rownames(emb), colnames(sce))
+  expect_identical(nrow(emb), 8684L)
+  expect_identical(SummarizedExperiment::assay(out, "counts"), before)
+})

@@ -1,0 +1,213 @@
+"""BERMUDA against the paper's claims, with peers measured in the same run.
+
+Part ``sims`` (Wang et al. 2019, Figs. 2-3): the 2-D Gaussian simulation (autoencoder 20-2-20) and
+the count simulation (200-20-200), experiments ``all`` / ``removal1`` / ``removal2``; BERMUDA's
+three scores (divergence: shared types merged, lower is better; entropy: batch-specific types kept
+apart, lower is better; silhouette of the types, higher is better) for BERMUDA, uncorrected PCA,
+ComBat, Harmony and Scanorama. Claim checked: on ``removal2`` BERMUDA has the lowest
+``divergence + entropy``.
+
+Part ``real``: the shared real data sets (mixology_3cl, pbmc_10x_chemistries,
+pancreas_baron_donors, pbmc_kang_ctrl_donors); all scIB-style metrics (``compute_metrics``) for
+BERMUDA at S_thr = 0.90 (default) and 0.85, Harmony and uncorrected PCA. Claim checked: BERMUDA's
+``overall`` >= Harmony's on at least three of four sets.
+
+Every method uses its defaults (BERMUDA: the paper's, see ``scintegrate.models.bermuda``); seed 0.
+Torch runs on one thread by default (``--threads``): the 2-core machine is shared, and OpenMP
+spin-waiting makes two threads slower than one there.
+
+Usage::
+
+    nice .venv/bin/python benchmarks/bermuda_paper.py                 # both parts
+    nice .venv/bin/python benchmarks/bermuda_paper.py --part sims --sims counts
+
+Writes ``benchmarks/results/bermuda_simulations.csv``, ``bermuda_real.csv`` and
+``bermuda_paper.json`` (claims, pairs found, epochs, timings), and prints the tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+EXPERIMENTS = ("all", "removal1", "removal2")
+REAL_SETS = ("mixology_3cl", "pbmc_10x_chemistries", "pancreas_baron_donors", "pbmc_kang_ctrl_donors")
+PEERS = ("combat", "harmony", "scanorama")
+
+
+def simulate(kind: str, experiment: str, seed: int = 0):
+    import scintegrate as si
+
+    if kind == "gaussian":
+        return si.datasets.simulate_gaussian_2d(experiment=experiment, seed=seed)
+    return si.datasets.simulate_counts(n_cells=2000, n_genes=2000, experiment=experiment, seed=seed)
+
+
+def run_bermuda(adata, seed: int = 0, **params):
+    """(embedding, run details) of BERMUDA with its defaults plus ``params``."""
+    from scintegrate.models import BERMUDA
+
+    t0 = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        model = BERMUDA(seed=seed, progress=False, **params).fit(adata, batch_key="batch")
+    detail = {
+        "time_s": round(time.perf_counter() - t0, 1),
+        "n_clusters": len(model.cluster_names_),
+        "pairs": [list(p) for p in model.cluster_pairs_],
+        "epochs_used": int(model.history_.n_epochs),
+        "steps_per_epoch": model.schedule_["steps_per_epoch"],
+        "stop": model.history_.reason,
+        "stage_s": {k: round(v, 1) for k, v in model.timings_.items()},
+        "cluster_vs_type": _cluster_purity(model.cluster_labels_, adata.obs["cell_type"]),
+        "warnings": [str(w.message)[:200] for w in caught if issubclass(w.category, UserWarning)],
+    }
+    return model.embed(), detail
+
+
+def _cluster_purity(clusters, types) -> dict:
+    """For each BERMUDA cluster, its majority cell type and that type's fraction."""
+    tab = pd.crosstab(np.asarray(clusters).astype(str), np.asarray(types).astype(str))
+    return {c: [tab.columns[int(np.argmax(row))], round(float(row.max() / row.sum()), 3)]
+            for c, row in zip(tab.index, tab.to_numpy())}
+
+
+def run_peers(adata, seed: int = 0) -> dict:
+    """Uncorrected PCA and the installed peers (called directly: the Gaussian data is not counts)."""
+    from scintegrate.benchmark._prep import unintegrated_pca
+    from scintegrate.benchmark.peers import available_peers, get_peer
+
+    out = {}
+    t0 = time.perf_counter()
+    out["pca"] = (unintegrated_pca(adata, batch_key="batch", n_comps=50, seed=seed), time.perf_counter() - t0)
+    for name in PEERS:
+        if name not in available_peers():
+            print(f"  peer {name} not installed; skipped", flush=True)
+            continue
+        t0 = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            emb = np.asarray(get_peer(name)(adata, "batch", seed), dtype=np.float32)
+        out[name] = (emb, time.perf_counter() - t0)
+    return out
+
+
+def part_sims(kinds, seed: int = 0):
+    from scintegrate.metrics import compute_metrics
+
+    rows, details = [], {}
+    for kind in kinds:
+        for exp in EXPERIMENTS:
+            adata = simulate(kind, exp, seed)
+            b, lab = adata.obs["batch"].to_numpy(), adata.obs["cell_type"].to_numpy()
+            arch = {"hidden": 20, "code_dim": 2} if kind == "gaussian" else {}
+            emb, detail = run_bermuda(adata, seed, **arch)
+            details[f"{kind}/{exp}"] = detail
+            runs = {"bermuda": (emb, detail["time_s"])}
+            runs.update(run_peers(adata, seed))
+            for method, (X, secs) in runs.items():
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    m = compute_metrics(X, b, lab, metrics="bermuda", seed=seed)
+                rows.append({"simulation": kind, "experiment": exp, "method": method,
+                             "divergence": m["divergence_score"], "entropy": m["entropy_score"],
+                             "silhouette": m["silhouette_score"], "time_s": round(float(secs), 1)})
+                print(f"{kind:8s} {exp:9s} {method:10s} div {m['divergence_score']:.3f} "
+                      f"ent {m['entropy_score']:.3f} sil {m['silhouette_score']:.3f}", flush=True)
+    df = pd.DataFrame(rows)
+    df["div_plus_ent"] = df["divergence"] + df["entropy"]
+    return df, details
+
+
+def sims_claims(df: pd.DataFrame) -> dict:
+    claims = {}
+    for kind, sub in df[df["experiment"] == "removal2"].groupby("simulation"):
+        score = sub.set_index("method")["div_plus_ent"]
+        others = score.drop("bermuda")
+        claims[kind] = {"bermuda_div_plus_ent": round(float(score["bermuda"]), 4),
+                        "best_peer": str(others.idxmin()), "best_peer_div_plus_ent": round(float(others.min()), 4),
+                        "bermuda_beats_all": bool((score["bermuda"] < others).all())}
+    return claims
+
+
+def part_real(names, seed: int = 0):
+    import scintegrate as si
+    from scintegrate.benchmark._prep import unintegrated_pca
+    from scintegrate.benchmark.peers import get_peer
+    from scintegrate.metrics import compute_metrics
+
+    rows, details = [], {}
+    for name in names:
+        adata = si.datasets.load_shared(name)
+        b, lab = adata.obs["batch"].to_numpy(), adata.obs["cell_type"].to_numpy()
+        t0 = time.perf_counter()
+        U = unintegrated_pca(adata, batch_key="batch", n_comps=50, seed=seed)
+        runs = {"pca": (U, time.perf_counter() - t0)}
+        t0 = time.perf_counter()
+        runs["harmony"] = (np.asarray(get_peer("harmony")(adata, "batch", seed)), time.perf_counter() - t0)
+        for thr in (0.90, 0.85):
+            emb, detail = run_bermuda(adata, seed, similarity_threshold=thr)
+            details[f"{name}/S_thr={thr:.2f}"] = detail
+            runs[f"bermuda_{thr:.2f}"] = (emb, detail["time_s"])
+        for method, (X, secs) in runs.items():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                m = compute_metrics(X, b, lab, X_unintegrated=U, seed=seed)
+            rows.append({"dataset": name, "method": method, **{k: float(v) for k, v in m.items()},
+                         "time_s": round(float(secs), 1)})
+            print(f"{name:24s} {method:14s} overall {m['overall']:.3f} batch {m['batch_score']:.3f} "
+                  f"bio {m['bio_score']:.3f}", flush=True)
+    return pd.DataFrame(rows), details
+
+
+def real_claims(df: pd.DataFrame) -> dict:
+    table = df.pivot(index="dataset", columns="method", values="overall")
+    per_set = {d: {m: round(float(v), 4) for m, v in row.items()} for d, row in table.iterrows()}
+    wins = {thr: int((table[f"bermuda_{thr}"] >= table["harmony"]).sum()) for thr in ("0.90", "0.85")}
+    return {"overall": per_set, "sets_where_bermuda_ge_harmony": wins, "n_sets": int(len(table)),
+            "claim_ge_harmony_on_3_of_4": wins["0.90"] >= 3}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--part", choices=("sims", "real", "all"), default="all")
+    ap.add_argument("--sims", nargs="+", default=["gaussian", "counts"], choices=["gaussian", "counts"])
+    ap.add_argument("--sets", nargs="+", default=list(REAL_SETS))
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    summary_path = RESULTS / "bermuda_paper.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+    summary.update({"seed": args.seed, "torch_threads": args.threads})
+    pd.set_option("display.width", 200)
+    if args.part in ("sims", "all"):
+        df, details = part_sims(args.sims, args.seed)
+        df.to_csv(RESULTS / "bermuda_simulations.csv", index=False)
+        summary["simulations"] = {"claims_removal2": sims_claims(df), "bermuda_runs": details}
+        print(df.round(3).to_string(index=False))
+    if args.part in ("real", "all"):
+        df, details = part_real(args.sets, args.seed)
+        df.to_csv(RESULTS / "bermuda_real.csv", index=False)
+        summary["real"] = {"claims": real_claims(df), "bermuda_runs": details}
+        print(df[["dataset", "method", "batch_score", "bio_score", "overall", "time_s"]].round(3).to_string(index=False))
+    summary_path.write_text(json.dumps(summary, indent=2, default=str))
+    print(json.dumps({k: v for k, v in summary.items() if k in ("simulations", "real")}, indent=1,
+                     default=str)[:3000])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

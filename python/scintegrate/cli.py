@@ -1,0 +1,173 @@
+"""Command line: ``scintegrate integrate | demo | benchmark | metrics``.
+
+Examples
+--------
+$ scintegrate demo --out demo_out
+$ scintegrate integrate data.h5ad --method bermuda --batch-key batch --out integrated.h5ad
+$ scintegrate benchmark data.h5ad --batch-key batch --label-key cell_type --methods pca,bermuda --peers --out bench
+$ scintegrate metrics integrated.h5ad --embedding X_bermuda --batch-key batch --label-key cell_type --out m.csv
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List, Optional
+
+
+def _parse_params(items: Optional[List[str]]) -> Dict:
+    """``["n_epochs=50", "s_thr=0.85"]`` -> ``{"n_epochs": 50, "s_thr": 0.85}``."""
+    params = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ValueError(f"--param expects KEY=VALUE, got {item!r}")
+        key, value = item.split("=", 1)
+        try:
+            params[key.strip()] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            params[key.strip()] = value
+    return params
+
+
+def _split(text: Optional[str]) -> Optional[List[str]]:
+    return [t.strip() for t in text.split(",") if t.strip()] if text else None
+
+
+def _log(args, message: str) -> None:
+    if not args.quiet:
+        print(message, file=sys.stderr)
+
+
+def _cmd_integrate(args) -> int:
+    from .api import integrate
+    from .datasets import read_h5ad
+
+    adata = read_h5ad(args.input)
+    out = Path(args.out)
+    t0 = time.time()
+    integrate(adata, method=args.method, batch_key=args.batch_key, key_added=args.key_added, seed=args.seed,
+              device=args.device, layer=args.layer, progress=not args.quiet, **_parse_params(args.param))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    adata.write_h5ad(out)
+    key = args.key_added or next(reversed(adata.uns["scintegrate"]))
+    _log(args, f"{args.method}: wrote obsm[{key!r}] {adata.obsm[key].shape} to {out} in {time.time() - t0:.1f}s")
+    return 0
+
+
+def _cmd_demo(args) -> int:
+    from .api import available_methods
+    from .benchmark import run_benchmark
+    from .datasets import demo_data
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    adata = demo_data(seed=args.seed)
+    methods = _split(args.methods) or available_methods()
+    _log(args, f"demo: {adata.n_obs} simulated cells x {adata.n_vars} genes, "
+               f"{adata.obs['batch'].nunique()} batches; methods: {', '.join(methods)}")
+    t0 = time.time()
+    table = run_benchmark(adata, batch_key="batch", label_key="cell_type", methods=methods, peers=[],
+                          out_dir=out, seed=args.seed, device=args.device, progress=not args.quiet)
+    adata.write_h5ad(out / "integrated.h5ad")
+    _log(args, table.to_string(float_format=lambda v: f"{v:.3f}"))
+    _log(args, f"demo: wrote {out}/integrated.h5ad, metrics.csv, overview.png, umap.png in {time.time() - t0:.0f}s")
+    return 0
+
+
+def _cmd_benchmark(args) -> int:
+    from .api import available_methods
+    from .benchmark import run_benchmark
+    from .datasets import read_h5ad
+
+    adata = read_h5ad(args.input)
+    methods = _split(args.methods) or available_methods()
+    peers = None if args.peers else []
+    table = run_benchmark(adata, batch_key=args.batch_key, label_key=args.label_key, methods=methods, peers=peers,
+                          out_dir=Path(args.out), seed=args.seed, device=args.device, progress=not args.quiet)
+    _log(args, table.to_string(float_format=lambda v: f"{v:.3f}"))
+    return 0
+
+
+def _cmd_metrics(args) -> int:
+    from .benchmark import score_embedding
+    from .datasets import read_h5ad
+
+    adata = read_h5ad(args.input)
+    table = score_embedding(adata, args.embedding, batch_key=args.batch_key, label_key=args.label_key,
+                            seed=args.seed, progress=not args.quiet)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out, index=False)
+    _log(args, table.T.to_string(header=False))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="scintegrate", description="Batch integration for single-cell RNA-seq")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p, batch=True):
+        p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+        p.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
+        p.add_argument("--quiet", action="store_true", help="no progress bars or messages")
+        if batch:
+            p.add_argument("--batch-key", default="batch", help="obs column with the batch (default 'batch')")
+
+    p = sub.add_parser("integrate", help="integrate the batches of an .h5ad file")
+    p.add_argument("input", help="input .h5ad (raw counts in .X, or use --layer)")
+    p.add_argument("--method", default="bermuda", help="integration method (default bermuda)")
+    p.add_argument("--out", required=True, help="output .h5ad")
+    p.add_argument("--key-added", default=None, help="obsm key for the embedding (default X_<method>)")
+    p.add_argument("--layer", default=None, help="layer to use instead of .X")
+    p.add_argument("--param", action="append", metavar="KEY=VALUE", help="method parameter (repeatable)")
+    common(p)
+    p.set_defaults(func=_cmd_integrate)
+
+    p = sub.add_parser("demo", help="simulate data, run every method, write results and plots")
+    p.add_argument("--out", default="demo_out", help="output folder (default demo_out)")
+    p.add_argument("--methods", default=None, help="comma-separated methods (default: all available)")
+    common(p, batch=False)
+    p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("benchmark", help="run methods (and peers) on an .h5ad file and score them")
+    p.add_argument("input")
+    p.add_argument("--label-key", default="cell_type")
+    p.add_argument("--methods", default=None, help="comma-separated methods (default: all available)")
+    p.add_argument("--peers", action="store_true", help="add installed peers (harmonypy, scanorama, scvi-tools)")
+    p.add_argument("--out", required=True, help="output folder")
+    common(p)
+    p.set_defaults(func=_cmd_benchmark)
+
+    p = sub.add_parser("metrics", help="score an embedding stored in an .h5ad file")
+    p.add_argument("input")
+    p.add_argument("--embedding", required=True, help="obsm key of the embedding, e.g. X_bermuda")
+    p.add_argument("--label-key", default="cell_type")
+    p.add_argument("--out", required=True, help="output .csv")
+    common(p)
+    p.set_defaults(func=_cmd_metrics)
+    return parser
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Entry point of the ``scintegrate`` console script; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, KeyError, FileNotFoundError, RuntimeError, ImportError) as err:
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"scintegrate {args.command}: error: {message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,150 @@
+"""The stages of :class:`scintegrate.models.BERMUDA.fit` before training, and its schedule.
+
+Each function takes AnnData / arrays and returns plain values, so every stage can be run and
+tested on its own.
+
+Example
+-------
+>>> from scintegrate.models._bermuda_steps import training_schedule
+>>> training_schedule(1000, {"n_mb": 50, "max_steps": 2000, "max_epochs": None, "min_epochs": None,
+...                          "lr_step": None, "patience": None})["max_epochs"]
+100
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Optional, Sequence
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from .._validation import get_matrix
+
+PAPER_MAX_EPOCHS = 2000
+
+
+def _work_adata(adata, batch_key: str, layer: Optional[str], genes=None):
+    """A private AnnData with the chosen matrix (float32) and only the batch column."""
+    import anndata as ad
+
+    X = get_matrix(adata, layer)
+    X = sp.csr_matrix(X, dtype=np.float32) if sp.issparse(X) else np.array(X, dtype=np.float32)
+    var = pd.DataFrame(index=adata.var_names.copy())
+    work = ad.AnnData(X=X, obs=pd.DataFrame({batch_key: adata.obs[batch_key].astype(str).to_numpy()},
+                                            index=adata.obs_names.copy()), var=var)
+    return work if genes is None else work[:, list(genes)].copy()
+
+
+def select_features(adata, *, batch_key: str, layer: Optional[str], counts: bool, n_features: int,
+                    features: Optional[Sequence[str]] = None) -> list:
+    """Genes BERMUDA uses: ``features`` if given, else Seurat's integration features (counts with
+    more than ``n_features`` genes), else all genes."""
+    if features is not None:
+        missing = pd.Index(features).difference(adata.var_names)
+        if len(missing):
+            raise KeyError(f"{len(missing)} requested features are not in adata.var_names, e.g. {list(missing[:3])}")
+        return list(dict.fromkeys(str(f) for f in features))
+    if not counts or adata.n_vars <= n_features:
+        return [str(g) for g in adata.var_names]
+    from .. import pp
+
+    work = _work_adata(adata, batch_key, layer)
+    pp.log_normalize(work)
+    return [str(g) for g in pp.select_integration_features(work, batch_key=batch_key, n_features=n_features)]
+
+
+def cluster_batches(adata, *, batch_key: str, layer: Optional[str], counts: bool, params: dict) -> np.ndarray:
+    """Per-cell cluster labels ``"<batch>|<cluster>"``, each batch clustered on its own.
+
+    ``params["cluster_key"]`` names an ``obs`` column of given clusters; otherwise
+    ``pp.find_clusters(batch_key=...)`` runs Seurat's chain in each batch (log-normalise unless the
+    data is not counts, HVGs, scale, ``n_pcs`` PCs, SNN with ``n_neighbors``, Louvain at
+    ``resolution``). Data that is not counts (e.g. the 2-D Gaussian toy, with negative values)
+    skips normalisation and HVGs: every gene is scaled, then PCA, SNN and Louvain as above.
+    """
+    batch = adata.obs[batch_key].astype(str).to_numpy()
+    key = params.get("cluster_key")
+    if key is not None:
+        if key not in adata.obs.columns:
+            raise KeyError(f"cluster_key {key!r} is not a column of adata.obs")
+        labels = adata.obs[key]
+        if labels.isna().any():
+            raise ValueError(f"obs[{key!r}] has missing values; every cell needs a cluster")
+        labels = labels.astype(str).to_numpy()
+    elif counts:
+        from .. import pp
+
+        work = _work_adata(adata, batch_key, layer)  # counts are log-normalised inside find_clusters
+        pp.find_clusters(work, batch_key=batch_key, resolution=params["resolution"],
+                         n_neighbors=params["n_neighbors"], n_comps=params["n_pcs"], seed=params["seed"])
+        labels = work.obs["seurat_clusters"].astype(str).str.rpartition("_")[2].to_numpy()
+    else:
+        labels = np.empty(adata.n_obs, dtype=object)
+        X = get_matrix(adata, layer)
+        for level in pd.unique(batch):
+            rows = np.flatnonzero(batch == level)
+            labels[rows] = _cluster_log_data(X[rows], params).astype(str)
+    return np.char.add(np.char.add(batch.astype(str), "|"), labels.astype(str))
+
+
+def _cluster_log_data(X, params: dict) -> np.ndarray:
+    """Seurat's chain without normalisation and HVGs for one batch of non-count data."""
+    from ..pp.cluster import cluster_graph
+    from ..pp.graph import snn_graph
+    from ..pp.pca import pca
+    from ..pp.scale import scale_matrix
+
+    if X.shape[0] < 10:
+        return np.zeros(X.shape[0], dtype=int)
+    scores, _, _ = pca(scale_matrix(X), n_comps=params["n_pcs"], seed=params["seed"])
+    G = snn_graph(scores, n_neighbors=min(params["n_neighbors"], X.shape[0] - 1), seed=params["seed"])
+    return cluster_graph(G, resolution=params["resolution"], seed=params["seed"])
+
+
+def similar_cluster_pairs(X_log, batch: np.ndarray, clusters: np.ndarray, threshold: float, method: str):
+    """MetaNeighborUS similarity and BERMUDA's matches; warns about clusters that match nothing.
+
+    Returns ``(names, cluster_codes, similarity, matches, pairs)`` where ``cluster_codes`` index
+    ``names`` per cell and ``pairs`` is an ``(n_pairs, 2)`` array of matched cluster indices.
+    """
+    from ..tools import cluster_pairs, match_clusters, metaneighbor_us, unmatched_clusters
+
+    similarity, names = metaneighbor_us(X_log, batch, clusters, method=method)
+    codes = pd.Index(names).get_indexer(clusters)
+    cluster_batch = np.empty(len(names), dtype=object)
+    cluster_batch[codes] = batch
+    matches = match_clusters(similarity, cluster_batch.astype(str), threshold)
+    lonely = unmatched_clusters(matches, names)
+    if len(lonely) == len(names):
+        warnings.warn(f"no cluster pair reaches S_thr={threshold:g}: BERMUDA trains a plain autoencoder and "
+                      "does not align any batches (lower similarity_threshold or check the clustering)",
+                      UserWarning, stacklevel=3)
+    elif lonely:
+        warnings.warn(f"{len(lonely)} of {len(names)} clusters match no cluster of another batch at "
+                      f"S_thr={threshold:g} and are kept apart (no MMD term): {lonely[:10]}",
+                      UserWarning, stacklevel=3)
+    return names, codes.astype(np.int64), similarity, matches, cluster_pairs(matches)
+
+
+def training_schedule(largest_cluster: int, params: dict) -> dict:
+    """Epoch length and the step-budget schedule (see :mod:`scintegrate.models.bermuda`)."""
+    steps = max(1, int(largest_cluster) // int(params["n_mb"]))
+    max_epochs = params.get("max_epochs")
+    if max_epochs is None:
+        max_epochs = int(np.clip(math.ceil(params["max_steps"] / steps), 1, PAPER_MAX_EPOCHS))
+    max_epochs = int(max_epochs)
+    if max_epochs < 1:
+        raise ValueError(f"max_epochs must be >= 1, got {max_epochs}")
+    min_epochs = params.get("min_epochs")
+    min_epochs = int(math.ceil(max_epochs / 2)) if min_epochs is None else int(min_epochs)
+    lr_step = params.get("lr_step")
+    lr_step = max_epochs / 10.0 if lr_step is None else float(lr_step)
+    if lr_step <= 0:
+        raise ValueError(f"lr_step must be positive, got {lr_step}")
+    patience = params.get("patience")
+    patience = max(5, max_epochs // 20) if patience is None else int(patience)
+    return {"steps_per_epoch": steps, "max_epochs": max_epochs, "min_epochs": min(min_epochs, max_epochs),
+            "lr_step": lr_step, "patience": patience, "ramp_epochs": max_epochs}

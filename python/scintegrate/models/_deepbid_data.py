@@ -1,0 +1,158 @@
+"""DeepBID's input preparation (the paper's scanpy preprocessing, per batch) and its choice of K.
+
+Counts (``likelihood="nb"``): in every batch drop genes seen in < ``min_cells`` cells, normalise each cell to
+1e4, log1p, keep the batch's top ``n_top_genes`` HVGs (scanpy ``flavor="seurat"``); the union of the HVGs over
+batches is the gene set (a gene dropped in a batch is 0 there, as the authors' outer-join concatenation gives).
+The network sees these log values standardised per gene (clipped to ±10, as the public script z-scores its
+input); the raw counts of the same genes and the library-size factors s_i = total_i / median(total) feed the
+NB term.
+
+Non-count input (``likelihood="gaussian"``, e.g. a log-normalised matrix): the values are used as they are
+(no re-normalisation, never rounded); HVGs are still chosen per batch and the union kept.
+
+Example
+-------
+>>> import numpy as np, anndata as ad, pandas as pd
+>>> from scintegrate.models._deepbid_data import prepare_inputs
+>>> rng = np.random.default_rng(0)
+>>> a = ad.AnnData(rng.poisson(1.0, (60, 40)).astype(np.float32),
+...                obs=pd.DataFrame({"b": ["x", "y"] * 30}, index=[f"c{i}" for i in range(60)]))
+>>> inp = prepare_inputs(a, "b", n_top_genes=10)
+>>> inp.likelihood, inp.x.shape[0], inp.counts is not None
+('nb', 60, True)
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import List, Optional
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from .._validation import check_batches, get_matrix, is_count_matrix
+
+#: batches with fewer cells than this contribute no HVGs (their cells are still integrated)
+MIN_CELLS_FOR_HVG = 10
+
+
+@dataclass
+class DeepBIDInputs:
+    """Arrays the model trains on (cells in rows, the selected genes in columns)."""
+
+    x: np.ndarray                  # standardised network input (float32)
+    counts: Optional[np.ndarray]   # raw counts of the same genes (NB) or None (Gaussian)
+    size_factors: np.ndarray       # s_i (ones for Gaussian)
+    batch: np.ndarray              # batch code per cell (int64)
+    batch_levels: List[str]
+    genes: List[str]
+    gene_mean: np.ndarray          # per-gene mean / sd of the log values used to standardise
+    gene_std: np.ndarray
+    likelihood: str
+
+
+def resolve_likelihood(X, likelihood: str = "auto") -> str:
+    """``"auto"`` -> ``"nb"`` for integer counts, ``"gaussian"`` otherwise; ``"nb"`` on non-counts is an error."""
+    likelihood = str(likelihood).lower()
+    if likelihood not in ("auto", "nb", "gaussian"):
+        raise ValueError(f"likelihood must be 'auto', 'nb' or 'gaussian', got {likelihood!r}")
+    counts = is_count_matrix(X)
+    if likelihood == "nb" and not counts:
+        raise ValueError(
+            "likelihood='nb' needs raw integer counts, but the matrix holds non-integer values (e.g. "
+            "log-normalised data). Pass the raw counts (layer=...) or use likelihood='gaussian' / 'auto'; "
+            "values are never rounded to fake counts")
+    if likelihood == "auto":
+        return "nb" if counts else "gaussian"
+    return likelihood
+
+
+def _hvgs(logx, genes: np.ndarray, n_top: int) -> np.ndarray:
+    """Names of the top ``n_top`` HVGs (scanpy flavor='seurat') of log data ``logx`` (cells x genes)."""
+    import anndata as ad
+    import scanpy as sc
+
+    if len(genes) <= n_top:
+        return genes
+    sub = ad.AnnData(X=sp.csr_matrix(logx, dtype=np.float32), var=pd.DataFrame(index=genes))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sc.pp.highly_variable_genes(sub, n_top_genes=n_top, flavor="seurat")
+    return genes[sub.var["highly_variable"].to_numpy()]
+
+
+def _log_normalize(counts: sp.csr_matrix, scale: float = 1e4) -> sp.csr_matrix:
+    totals = np.asarray(counts.sum(1)).ravel()
+    scaled = sp.diags(scale / np.maximum(totals, 1e-12)) @ counts
+    return scaled.log1p().tocsr()
+
+
+def _per_batch_log_matrix(X: sp.csr_matrix, batch: np.ndarray, n_levels: int, genes: np.ndarray,
+                          min_cells: int, n_top: int, is_counts: bool):
+    """Per batch: filter genes, (normalise + log1p when counts), HVGs. Returns (log matrix, union HVG names)."""
+    pieces, hvg_union = [], set()
+    for b in range(n_levels):
+        rows = np.flatnonzero(batch == b)
+        sub = X[rows]
+        keep = np.asarray((sub > 0).sum(0)).ravel() >= min_cells
+        sub = sub[:, keep]
+        sub = _log_normalize(sub) if is_counts else sub.astype(np.float32)
+        if rows.size >= MIN_CELLS_FOR_HVG and keep.any():
+            hvg_union.update(_hvgs(sub, genes[keep], n_top))
+        pieces.append((rows, _expand(sub, keep, X.shape[1])))
+    logx = sp.vstack([p[1] for p in pieces]).tocsr()
+    order = np.argsort(np.concatenate([p[0] for p in pieces]), kind="stable")
+    return logx[order], hvg_union
+
+
+def _expand(sub: sp.csr_matrix, keep: np.ndarray, n_genes: int) -> sp.csr_matrix:
+    """Put the kept columns back at their positions (zeros elsewhere)."""
+    cols = np.flatnonzero(keep)
+    sub = sub.tocoo()
+    return sp.csr_matrix((sub.data, (sub.row, cols[sub.col])), shape=(sub.shape[0], n_genes), dtype=np.float32)
+
+
+def prepare_inputs(adata, batch_key: str = "batch", *, layer: Optional[str] = None, n_top_genes: int = 1000,
+                   min_cells: int = 3, likelihood: str = "auto") -> DeepBIDInputs:
+    """Turn an AnnData into :class:`DeepBIDInputs` (see the module docstring for the recipe)."""
+    X = sp.csr_matrix(get_matrix(adata, layer), dtype=np.float32)
+    likelihood = resolve_likelihood(X, likelihood)
+    levels = check_batches(adata.obs[batch_key], min_batches=1, key=batch_key)
+    batch = pd.Categorical(adata.obs[batch_key].astype(str), categories=levels).codes.astype(np.int64)
+    genes = np.asarray(adata.var_names.astype(str))
+    is_counts = is_count_matrix(X)
+    logx, hvg = _per_batch_log_matrix(X, batch, len(levels), genes, min_cells, n_top_genes, is_counts)
+    if not hvg:
+        raise ValueError(f"no gene is expressed in >= {min_cells} cells of a batch with >= {MIN_CELLS_FOR_HVG} "
+                         "cells; nothing to train on (lower min_cells or check the input)")
+    cols = np.flatnonzero(np.isin(genes, list(hvg)))
+    dense = logx[:, cols].toarray()
+    mean, std = dense.mean(0), dense.std(0)
+    std = np.where(std > 1e-8, std, 1.0)
+    x = np.clip((dense - mean) / std, -10, 10).astype(np.float32)
+    counts, size_factors = None, np.ones(X.shape[0], dtype=np.float32)
+    if likelihood == "nb":
+        counts = X[:, cols].toarray()
+        totals = np.asarray(X.sum(1)).ravel()
+        size_factors = (totals / max(np.median(totals), 1e-12)).astype(np.float32)
+    return DeepBIDInputs(x=x, counts=counts, size_factors=size_factors, batch=batch, batch_levels=levels,
+                         genes=genes[cols].tolist(), gene_mean=mean.astype(np.float32),
+                         gene_std=std.astype(np.float32), likelihood=likelihood)
+
+
+def transform_new(adata, genes: List[str], gene_mean: np.ndarray, gene_std: np.ndarray,
+                  likelihood: str, layer: Optional[str] = None) -> np.ndarray:
+    """Standardised network input for new cells, with the training genes and statistics."""
+    missing = [g for g in genes if g not in set(adata.var_names.astype(str))]
+    if missing:
+        raise ValueError(f"{len(missing)} of the model's genes are missing from the data (e.g. {missing[:3]})")
+    X = sp.csr_matrix(get_matrix(adata, layer), dtype=np.float32)
+    if likelihood == "nb":
+        if not is_count_matrix(X):
+            raise ValueError("this model was trained on counts; pass raw counts (layer=...) for new cells")
+        X = _log_normalize(X)
+    cols = pd.Index(adata.var_names.astype(str)).get_indexer(genes)
+    dense = X[:, cols].toarray()
+    return np.clip((dense - gene_mean) / gene_std, -10, 10).astype(np.float32)

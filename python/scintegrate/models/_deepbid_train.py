@@ -1,0 +1,199 @@
+"""DeepBID's training phases (pretraining, choice of K, clustering phase), each through ``train_loop``.
+
+``data`` is the dict built by ``models.deepbid._to_tensors``: ``x`` (standardised input), ``counts`` (or None),
+``size_factors``, ``batch`` (codes), ``n_batches``, ``likelihood``; ``settings`` the resolved hyper-parameters.
+
+Example
+-------
+>>> import numpy as np
+>>> from scintegrate.models._deepbid_train import estimate_n_clusters
+>>> rng = np.random.default_rng(0)
+>>> z = np.concatenate([rng.normal(0, 0.1, (60, 5)), rng.normal(3, 0.1, (60, 5))])
+>>> estimate_n_clusters(z, np.repeat([0, 1], 60), seed=0)[0]
+2
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Tuple
+
+import numpy as np
+import torch
+
+from ..modules.deepbid import batch_proportion_kl, within_batch_similarity_kl
+from ..nn import gaussian_nll, nb_nll
+from ..nn.fuzzy import fuzzy_kmeans, fuzzy_kmeans_loss, memberships, update_centers, weight_penalty
+from ..train import train_loop
+
+
+def _minibatches(n: int, batch_size: int, seed: int, device):
+    """``make_batches`` for train_loop: a fresh seeded permutation of 0..n-1 each epoch, cut in minibatches."""
+    def make(epoch: int):
+        g = torch.Generator().manual_seed(int(seed) * 1000 + epoch)
+        return [idx.to(device) for idx in torch.randperm(n, generator=g).split(batch_size)]
+    return make
+
+
+def _encode_all(module, x) -> torch.Tensor:
+    with torch.no_grad():
+        return torch.cat([module.encode(chunk) for chunk in torch.split(x, 4096)])
+
+
+def _decode_all(module, x) -> torch.Tensor:
+    with torch.no_grad():
+        return torch.cat([module.decode(module.encode(chunk)) for chunk in torch.split(x, 4096)])
+
+
+def _reconstruction(module, data: dict, idx, hidden) -> torch.Tensor:
+    """L_rec per entry: NB negative log-likelihood of the counts, or 1/2 squared error (Gaussian)."""
+    if data["likelihood"] == "nb":
+        mu, theta = module.nb_params(hidden, data["size_factors"][idx])
+        return nb_nll(data["counts"][idx], mu, theta).mean()
+    return gaussian_nll(data["x"][idx], module.reconstruct(hidden)).mean()
+
+
+def pretrain(module, data: dict, s: dict, progress: bool = True) -> Dict[str, object]:
+    """Layer-wise MSE pretraining (f-h1-f, then h1-h2-h1), then the likelihood heads on the frozen AE."""
+    x, n = data["x"], data["x"].shape[0]
+    make = _minibatches(n, s["batch_size"], s["seed"], x.device)
+    mse = torch.nn.functional.mse_loss
+    hist = {}
+
+    def step1(idx, epoch):
+        return {"loss": mse(module.recon(torch.tanh(module.enc1(x[idx]))), x[idx])}
+    opt = torch.optim.Adam([*module.enc1.parameters(), *module.recon.parameters()], lr=s["lr"])
+    hist["layer1"] = train_loop(make, step1, opt, n_epochs=s["pretrain_epochs"], progress=progress,
+                                desc="DeepBID pretrain f-500-f")
+
+    def step2(idx, epoch):
+        with torch.no_grad():
+            h1 = torch.tanh(module.enc1(x[idx]))
+        return {"loss": mse(module.decode(torch.tanh(module.enc2(h1))), h1)}
+    opt = torch.optim.Adam([*module.enc2.parameters(), *module.dec1.parameters()], lr=s["lr"])
+    hist["layer2"] = train_loop(make, step2, opt, n_epochs=s["pretrain_epochs"], progress=progress,
+                                desc="DeepBID pretrain 500-300-500")
+
+    hidden = _decode_all(module, x)
+    heads = _likelihood_heads(module, data)
+
+    def step3(idx, epoch):
+        return {"loss": _reconstruction(module, data, idx, hidden[idx])}
+    opt = torch.optim.Adam([p for h in heads for p in h.parameters()], lr=s["lr"])
+    hist["heads"] = train_loop(make, step3, opt, n_epochs=s["pretrain_epochs"], progress=progress,
+                               desc="DeepBID pretrain output heads")
+    return hist
+
+
+def _likelihood_heads(module, data: dict):
+    """The output heads of the active likelihood; NB mean bias starts at log mean normalised count."""
+    if data["likelihood"] != "nb":
+        return [module.recon]
+    with torch.no_grad():
+        mean = (data["counts"] / data["size_factors"].clamp(min=1e-6).unsqueeze(1)).mean(0)
+        module.mean_head.bias.copy_(torch.log(mean.clamp(min=1e-4)))
+    return [module.mean_head, module.disp_head]
+
+
+def estimate_n_clusters(z: np.ndarray, batch: np.ndarray, resolution: float = 0.5, n_neighbors: int = 15,
+                        seed: int = 0) -> Tuple[int, str]:
+    """K when the user gives none: Leiden (``resolution``) on a kNN graph of each batch's latent cells,
+    K = the median of the per-batch cluster counts (at least 2).
+
+    Clustering each batch on its own keeps the batch effect out of K (on the pooled pretrained space,
+    Leiden tends to split cell types by batch). Batches with < 3 * n_neighbors cells are skipped unless
+    none is larger.
+    """
+    counts = []
+    levels = np.unique(batch)
+    big = [b for b in levels if (batch == b).sum() >= 3 * n_neighbors] or list(levels)
+    for b in big:
+        zb = z[batch == b]
+        if zb.shape[0] < 3:
+            continue
+        counts.append(len(np.unique(_leiden(zb, resolution, min(n_neighbors, zb.shape[0] - 1), seed))))
+    k = max(2, int(np.round(np.median(counts)))) if counts else 2
+    k = min(k, z.shape[0])
+    return k, f"leiden(resolution={resolution}, per batch, median of {counts})"
+
+
+def _leiden(z: np.ndarray, resolution: float, n_neighbors: int, seed: int) -> np.ndarray:
+    """Leiden labels of the rows of ``z``: ``scintegrate.pp`` SNN graph when available, else scanpy."""
+    try:
+        from .. import pp
+        graph = pp.snn_graph(z, n_neighbors=n_neighbors)
+        return np.asarray(pp.cluster_graph(graph, resolution=resolution, algorithm="leiden", seed=seed))
+    except (AttributeError, ImportError):
+        pass
+    import anndata as ad
+    import scanpy as sc
+
+    tmp = ad.AnnData(X=np.zeros((z.shape[0], 1), dtype=np.float32), obsm={"z": z})
+    sc.pp.neighbors(tmp, n_neighbors=n_neighbors, use_rep="z", random_state=seed)
+    sc.tl.leiden(tmp, resolution=resolution, random_state=seed, flavor="igraph", n_iterations=2,
+                 directed=False)
+    return tmp.obs["leiden"].to_numpy()
+
+
+def initial_centers(z: torch.Tensor, k: int, sigma, gamma, seed: int):
+    """k-means (10 starts) on the latent space, refined by the fuzzy updates (Eqs. 13-14).
+
+    ``gamma="auto"``: gamma = (median over cells of f(r_2nd) - f(r_1st)) / 10 at the k-means centres, so the
+    memberships are scale-free (a fixed gamma = 1 merges every centre into one when latent distances are
+    small: entropic fuzzy k-means above its critical temperature). Returns ``(centers, P, gamma)``.
+    """
+    from sklearn.cluster import KMeans
+
+    from ..nn.fuzzy import adaptive_loss, center_distances
+
+    if k > z.shape[0]:
+        raise ValueError(f"n_clusters={k} is larger than the number of cells ({z.shape[0]})")
+    km = KMeans(n_clusters=k, n_init=10, random_state=seed).fit(z.cpu().numpy().astype(np.float64))
+    centers = torch.as_tensor(km.cluster_centers_, dtype=z.dtype, device=z.device)
+    if gamma == "auto":
+        f = adaptive_loss(center_distances(z, centers), sigma).sort(1).values
+        gamma = max(float((f[:, 1] - f[:, 0]).median()) / 10.0, 1e-6)
+    centers, p = fuzzy_kmeans(z, centers, sigma=sigma, gamma=float(gamma))
+    return centers, p, float(gamma)
+
+
+def fit_clusters(module, data: dict, k: int, s: dict, progress: bool = True) -> dict:
+    """The clustering phase (Eq. 11, SGD); returns centres, P, history and the labels after every epoch."""
+    x, batch = data["x"], data["batch"]
+    onehot = torch.nn.functional.one_hot(batch, data["n_batches"]).to(x.dtype)
+    centers, p, gamma = initial_centers(_encode_all(module, x), k, s["sigma"], s["gamma"], s["seed"])
+    state = {"centers": centers, "p": p, "labels": p.argmax(1), "trace": [], "changed": [], "quiet": 0}
+    layers = [module.enc1, module.enc2, module.dec1,
+              *((module.mean_head, module.disp_head) if data["likelihood"] == "nb" else (module.recon,))]
+
+    def step(idx, epoch):
+        z = module.encode(x[idx])
+        rec = _reconstruction(module, data, idx, module.decode(z))
+        la = fuzzy_kmeans_loss(z, state["centers"], state["p"][idx], s["sigma"])
+        lo = weight_penalty(layers) / len(idx)
+        kl1 = within_batch_similarity_kl(z, batch[idx], s["alpha"])
+        kl2 = batch_proportion_kl(memberships(z, state["centers"], s["sigma"], gamma), onehot[idx])
+        loss = rec + s["lam1"] * la + s["lam2"] * lo + s["kappa1"] * kl1 + s["kappa2"] * kl2
+        return {"loss": loss, "rec": rec, "L_A": la, "L_O": lo, "KL1": kl1, "KL2": kl2}
+
+    def on_epoch_end(epoch, means):
+        z = _encode_all(module, x)
+        state["centers"] = update_centers(z, state["p"], state["centers"], s["sigma"])
+        state["p"] = memberships(z, state["centers"], s["sigma"], gamma)
+        labels = state["p"].argmax(1)
+        changed = float((labels != state["labels"]).float().mean())
+        state["labels"] = labels
+        state["trace"].append(labels.cpu().numpy())
+        state["changed"].append(changed)
+        state["quiet"] = state["quiet"] + 1 if changed < s["tol"] else 0
+        if state["quiet"] >= 3:
+            return f"clusters stable: < {s['tol']:g} of cells changed cluster for 3 epochs"
+        return None
+
+    opt = torch.optim.SGD(module.parameters(), lr=s["cluster_lr"])
+    history = train_loop(_minibatches(x.shape[0], s["batch_size"], s["seed"] + 1, x.device), step, opt,
+                         n_epochs=s["cluster_epochs"], progress=progress, desc="DeepBID clustering",
+                         on_epoch_end=on_epoch_end)
+    history.losses["changed"] = state["changed"]
+    trace = np.stack(state["trace"]) if state["trace"] else np.empty((0, x.shape[0]), dtype=np.int64)
+    return {"centers": state["centers"], "p": state["p"], "history": history, "label_trace": trace,
+            "gamma": gamma}

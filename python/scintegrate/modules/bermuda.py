@@ -1,0 +1,95 @@
+"""BERMUDA's autoencoder and loss (Wang, Johnson & Huang 2019, Genome Biology), tensors only.
+
+Architecture (``ae.py`` of the reference code): encoder ``n_genes -> 200 -> ReLU -> 20`` (linear
+code), decoder ``20 -> 200 -> ReLU -> n_genes -> ReLU`` (the input is scaled to [0, 1]); Xavier
+uniform weights and biases 0.01. The 2-D Gaussian toy uses ``hidden=20, code_dim=2``.
+
+Loss of one training step (Eqs. 6-8), for a minibatch made of ``n_mb`` cells from each of K
+clusters stacked cluster by cluster::
+
+    L = sum_k MSE(x_k, x_hat_k) + lam * sum_{(i, j) similar} M_ij * MMD^2(code_i, code_j)
+
+MMD uses five Gaussian kernels with fixed widths sigma = 1, 2, 4, 8, 16
+(``exp(-d^2 / (2 sigma^2))``; biased estimate), i.e. :func:`scintegrate.nn.mmd_multi_kernel`
+with ``kernel_mul=4, kernel_num=5, fix_sigma=32``. ``lam`` follows Eq. 9 (see :func:`lambda_ramp`).
+
+Example
+-------
+>>> import torch
+>>> from scintegrate.modules.bermuda import BermudaAE
+>>> ae = BermudaAE(n_genes=30, hidden=20, code_dim=2)
+>>> x = torch.rand(3 * 5, 30)  # 3 clusters x 5 cells
+>>> out = ae.loss(x, n_clusters=3, pairs=torch.tensor([[0, 1]]), lam=0.5)
+>>> sorted(out), ae.encode(x).shape
+(['loss', 'mmd', 'reconstruction'], torch.Size([15, 2]))
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Dict
+
+import torch
+from torch import nn
+
+from ..nn import MLP, mmd_multi_kernel
+
+#: BERMUDA's MMD kernels: sigma = 1, 2, 4, 8, 16 -> widths 2 sigma^2 = 2 .. 512 = 32 * 4^(i - 2)
+MMD_KERNEL = {"kernel_mul": 4.0, "kernel_num": 5, "fix_sigma": 32.0}
+
+
+def lambda_ramp(progress: float, ramp_length: float, lam_max: float = 1.0) -> float:
+    """Eq. 9: ``lam_p = lam_max * (2 / (1 + exp(-10 p / n_p)) - 1)`` (0 at p=0, ~lam_max at p=n_p).
+
+    >>> round(lambda_ramp(0, 100), 3), round(lambda_ramp(50, 100), 3), round(lambda_ramp(100, 100), 4)
+    (0.0, 0.987, 0.9999)
+    """
+    if ramp_length <= 0:
+        return float(lam_max)
+    return float(lam_max) * (2.0 / (1.0 + math.exp(-10.0 * progress / ramp_length)) - 1.0)
+
+
+def _init_weights(module: nn.Module) -> None:
+    if isinstance(module, nn.Linear):
+        nn.init.xavier_uniform_(module.weight)
+        nn.init.constant_(module.bias, 0.01)
+
+
+class BermudaAE(nn.Module):
+    """Autoencoder ``n_genes -> hidden -> code_dim -> hidden -> n_genes`` with BERMUDA's loss."""
+
+    def __init__(self, n_genes: int, hidden: int = 200, code_dim: int = 20):
+        super().__init__()
+        if min(n_genes, hidden, code_dim) < 1:
+            raise ValueError(f"sizes must be positive, got n_genes={n_genes}, hidden={hidden}, code_dim={code_dim}")
+        self.encoder = MLP([n_genes, hidden, code_dim], activation="relu")
+        self.decoder = MLP([code_dim, hidden, n_genes], activation="relu", last_activation="relu")
+        self.apply(_init_weights)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(x)
+
+    def forward(self, x: torch.Tensor):
+        code = self.encoder(x)
+        return code, self.decoder(code)
+
+    def loss(self, x: torch.Tensor, n_clusters: int, pairs: torch.Tensor, lam: float,
+             pair_weights: torch.Tensor = None) -> Dict[str, torch.Tensor]:
+        """Loss of one step; ``x`` holds ``n_clusters`` equal blocks of cells, one per cluster.
+
+        ``pairs`` (P x 2, cluster indices into the blocks) are the similar cluster pairs with
+        weights ``pair_weights`` (default 1, as after BERMUDA's binarisation).
+        """
+        code, recon = self(x)
+        n_mb = x.shape[0] // n_clusters
+        # sum over clusters of each cluster's mean squared error (equal block sizes)
+        reconstruction = ((recon - x) ** 2).mean() * n_clusters
+        blocks = code.view(n_clusters, n_mb, -1)
+        if pairs.shape[0]:  # all pairs in one batched call: P x n_mb x code_dim each side
+            pairs = pairs.to(code.device)
+            per_pair = mmd_multi_kernel(blocks[pairs[:, 0]], blocks[pairs[:, 1]], **MMD_KERNEL)
+            w = torch.ones_like(per_pair) if pair_weights is None else pair_weights.to(per_pair)
+            mmd = (w * per_pair).sum()
+        else:
+            mmd = code.new_zeros(())
+        return {"loss": reconstruction + lam * mmd, "reconstruction": reconstruction, "mmd": mmd}

@@ -1,0 +1,96 @@
+"""DeepBID's network and its two KL terms (Qin, Zhang et al., Advanced Science 2024).
+
+``DeepBIDNet`` is a tanh autoencoder f-500-300-500 whose last decoder layer D feeds three linear heads:
+``recon`` (500 -> f, the MSE output used in layer-wise pretraining and by the Gaussian likelihood),
+and the negative-binomial heads mean mu = s_i * exp(W_mu D) and dispersion theta = exp(W_theta D) (Eqs. 1-2),
+with ``s_i`` the cell's library-size factor (DCA / scDeepCluster convention).
+
+KL1 (Eqs. 7-9): Student-t similarities between cells of the *same batch* inside a minibatch, against their
+sharpened (DEC) target. KL2 (Eq. 10): the batch proportions u_Bk inside each soft cluster k against the
+global batch proportions v_B -- computed from memberships that depend on the latent codes, so it is
+differentiable (the public DeepBID script returns it as a Python float, so there it never trains anything).
+
+Example
+-------
+>>> import torch
+>>> from scintegrate.modules.deepbid import DeepBIDNet
+>>> net = DeepBIDNet(n_input=30, hidden=(16, 8))
+>>> z = net.encode(torch.zeros(4, 30)); mu, theta = net.nb_params(net.decode(z), torch.ones(4))
+>>> z.shape, mu.shape
+(torch.Size([4, 8]), torch.Size([4, 30]))
+"""
+
+from __future__ import annotations
+
+from typing import Sequence, Tuple
+
+import torch
+from torch import nn
+
+from ..nn import kl_divergence, student_t_similarity, target_distribution
+
+_LOG_MAX = 15.0  # exp(15) ~ 3.3e6: caps the mean / dispersion heads
+
+
+class DeepBIDNet(nn.Module):
+    """Encoder f-h1-h2 and decoder h2-h1 (tanh everywhere), plus recon / NB-mean / NB-dispersion heads."""
+
+    def __init__(self, n_input: int, hidden: Sequence[int] = (500, 300)):
+        super().__init__()
+        if len(hidden) != 2:
+            raise ValueError(f"hidden must hold two sizes (e.g. (500, 300)), got {tuple(hidden)}")
+        h1, h2 = int(hidden[0]), int(hidden[1])
+        self.enc1, self.enc2 = nn.Linear(n_input, h1), nn.Linear(h1, h2)
+        self.dec1 = nn.Linear(h2, h1)
+        self.recon = nn.Linear(h1, n_input)
+        self.mean_head, self.disp_head = nn.Linear(h1, n_input), nn.Linear(h1, n_input)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.enc2(torch.tanh(self.enc1(x))))
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Last decoder layer D (n x h1)."""
+        return torch.tanh(self.dec1(z))
+
+    def reconstruct(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.recon(hidden)
+
+    def nb_params(self, hidden: torch.Tensor, size_factors: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """(mu, theta): mu = s * exp(W_mu D), theta = exp(W_theta D) (log-scale clamped for stability)."""
+        mean = torch.exp(self.mean_head(hidden).clamp(max=_LOG_MAX))
+        theta = torch.exp(self.disp_head(hidden).clamp(-_LOG_MAX, _LOG_MAX))
+        return mean * size_factors.unsqueeze(1), theta
+
+    def network_layers(self):
+        """The layers whose weights L_O penalises (all linear layers)."""
+        return [self.enc1, self.enc2, self.dec1, self.recon, self.mean_head, self.disp_head]
+
+
+def within_batch_similarity_kl(z: torch.Tensor, batch: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
+    """KL1: Σ over cells of KL(T_i || Q_i), Q = Student-t similarities among the cells of the same batch
+    (self excluded), T = its sharpened target (held fixed). Batches with < 3 cells in ``z`` add nothing.
+
+    Quadratic in the minibatch only (one small matrix per batch present).
+    """
+    total = z.new_zeros(())
+    for level in torch.unique(batch):
+        zb = z[batch == level]
+        if zb.shape[0] < 3:  # with 2 cells each row is a single similarity 1: KL is 0 anyway
+            continue
+        q = student_t_similarity(zb, zb, alpha, exclude_diagonal=True)
+        target = target_distribution(q).detach()  # zero diagonal too: those terms vanish
+        total = total + kl_divergence(target, q, dim=1).sum()
+    return total
+
+
+def batch_proportion_kl(p: torch.Tensor, batch_onehot: torch.Tensor, v: torch.Tensor = None) -> torch.Tensor:
+    """KL2 (Eq. 10): Σ_k Σ_B u_Bk log(u_Bk / v_B), u_Bk = Σ_{i∈B} p_ik / Σ_i p_ik.
+
+    ``p`` (n x K) soft memberships, ``batch_onehot`` (n x n_batches); ``v`` defaults to the batch
+    proportions of the same cells (the global ones when ``p`` covers every cell).
+    """
+    mass = batch_onehot.t() @ p  # n_batches x K
+    u = mass / mass.sum(0, keepdim=True).clamp(min=1e-12)
+    if v is None:
+        v = batch_onehot.sum(0) / batch_onehot.shape[0]
+    return kl_divergence(u.t(), v.unsqueeze(0).expand(u.shape[1], -1), dim=1).sum()

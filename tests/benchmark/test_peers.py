@@ -1,0 +1,70 @@
+"""Peer methods: registry, graceful absence, and that each installed peer mixes batches."""
+
+import numpy as np
+import pytest
+
+from scintegrate.benchmark import peers as peers_mod
+from scintegrate.benchmark._prep import unintegrated_pca
+from scintegrate.benchmark.peers import available_peers, get_peer, run_peer
+from scintegrate.neighbors import knn
+
+
+def _other_batch_fraction(X, batch, k=15):
+    """Share of each cell's k nearest neighbours that come from another batch."""
+    idx, _ = knn(X, k)
+    return float((batch[idx] != batch[:, None]).mean())
+
+
+def test_not_installed_peer_is_not_available(monkeypatch):
+    monkeypatch.setitem(peers_mod.PEERS, "harmony", ("no_such_module_xyz", peers_mod.harmony))
+    assert "harmony" not in available_peers()
+    with pytest.raises(ImportError, match="peer 'harmony' needs the package 'no_such_module_xyz'"):
+        get_peer("harmony")
+
+
+def test_unknown_peer():
+    with pytest.raises(ValueError, match="unknown peer method 'seurat'"):
+        get_peer("seurat")
+
+
+@pytest.mark.parametrize("name", ["harmony", "scanorama", "combat"])
+def test_peer_mixes_batches_more_than_unintegrated(adata, name):
+    if name not in available_peers():
+        pytest.skip(f"{name} is not installed")
+    batch = adata.obs["batch"].astype(str).to_numpy()
+    before = _other_batch_fraction(unintegrated_pca(adata, batch_key="batch", n_comps=20), batch)
+    emb = run_peer(adata, name, batch_key="batch", seed=0)
+    assert emb.dtype == np.float32 and emb.shape[0] == adata.n_obs and np.isfinite(emb).all()
+    after = _other_batch_fraction(emb, batch)
+    assert after > before + 0.1, (name, before, after)
+    np.testing.assert_allclose(run_peer(adata, name, batch_key="batch", seed=0), emb, rtol=1e-4, atol=1e-4)
+
+
+def test_peer_leaves_global_numpy_state_alone(adata):
+    if "scanorama" not in available_peers():
+        pytest.skip("scanorama is not installed")
+    np.random.seed(123)
+    expected = np.random.random_sample()
+    np.random.seed(123)
+    run_peer(adata, "scanorama", batch_key="batch", seed=5)
+    assert np.random.random_sample() == expected
+
+
+def test_peer_input_checks(adata):
+    with pytest.raises(KeyError, match="batch column 'donor' not found"):
+        run_peer(adata, "combat", batch_key="donor")
+
+
+def test_scvi_needs_counts(adata):
+    if "scvi" not in available_peers():
+        pytest.skip("scvi-tools is not installed")
+    adata.X = adata.X.astype(np.float32) * 0.37
+    with pytest.raises(ValueError, match="scVI needs raw counts"):
+        run_peer(adata, "scvi", batch_key="batch", seed=0)
+
+
+def test_scvi_runs_briefly(adata):
+    if "scvi" not in available_peers():
+        pytest.skip("scvi-tools is not installed")
+    emb = run_peer(adata, "scvi", batch_key="batch", seed=0, max_epochs=2, n_latent=8, device="cpu")
+    assert emb.shape == (adata.n_obs, 8) and np.isfinite(emb).all()

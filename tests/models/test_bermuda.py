@@ -1,0 +1,284 @@
+"""BERMUDA: module and loss, sampler, schedule, model fit/embed/save/load, integrate(), bad input."""
+
+import math
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import scintegrate as si
+from scintegrate.models import BERMUDA
+from scintegrate.models._bermuda_steps import training_schedule
+from scintegrate.models.bermuda import _ClusterSampler
+from scintegrate.modules.bermuda import MMD_KERNEL, BermudaAE, lambda_ramp
+from scintegrate.nn import mmd_multi_kernel
+
+FAST = dict(max_steps=20, hidden=32, code_dim=4, n_mb=20, progress=False)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Tiny networks: one thread avoids OpenMP spin-waiting on a busy 2-core machine (restored after)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def small():
+    """Two batches, 4 types, type1 absent from batch1 and type4 from batch2 (BERMUDA's removal2)."""
+    adata = si.datasets.simulate_counts(n_cells=300, n_genes=120, experiment="removal2", seed=3)
+    adata.obs["given"] = adata.obs["cell_type"].astype(str)
+    return adata
+
+
+@pytest.fixture(scope="module")
+def fitted(small):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return BERMUDA(cluster_key="given", seed=1, **FAST).fit(small, batch_key="batch")
+
+
+# ---------------------------------------------------------------- module / loss
+def _bermuda_mmd(x, y):
+    """MMD^2 as in BERMUDA's mmd.py: sum of exp(-d^2 / (2 sigma^2)) for sigma in 1..16, biased."""
+    z = torch.cat([x, y])
+    d2 = ((z[:, None, :] - z[None, :, :]) ** 2).sum(-1)
+    k = sum(torch.exp(-d2 / (2 * s ** 2)) for s in (1, 2, 4, 8, 16))
+    m = x.shape[0]
+    return k[:m, :m].mean() + k[m:, m:].mean() - 2 * k[:m, m:].mean()
+
+
+def test_mmd_kernel_settings_reproduce_bermuda_sigmas():
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(30, 5, generator=g), torch.randn(30, 5, generator=g) + 0.7
+    assert float(mmd_multi_kernel(x, y, **MMD_KERNEL)) == pytest.approx(float(_bermuda_mmd(x, y)), rel=1e-5)
+
+
+def test_lambda_ramp_eq9():
+    assert lambda_ramp(0, 10) == 0.0
+    assert lambda_ramp(3, 10) == pytest.approx(2 / (1 + math.exp(-3)) - 1)
+    assert lambda_ramp(5, 10, lam_max=2.0) == pytest.approx(2 * (2 / (1 + math.exp(-5)) - 1))
+
+
+def test_architecture_and_init():
+    ae = BermudaAE(50)
+    linears = [m for m in ae.modules() if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == [(50, 200), (200, 20), (20, 200), (200, 50)]
+    assert all(torch.all(m.bias == 0.01) for m in linears)
+    assert isinstance(list(ae.decoder.modules())[-1], torch.nn.ReLU)  # output >= 0 like the [0, 1] input
+    assert not isinstance(list(ae.encoder.modules())[-1], torch.nn.ReLU)  # linear code
+
+
+def test_loss_is_sum_of_cluster_mse_plus_weighted_mmd():
+    torch.manual_seed(0)
+    ae = BermudaAE(12, hidden=8, code_dim=3)
+    x = torch.rand(3 * 7, 12)
+    pairs = torch.tensor([[0, 2], [1, 2]])
+    out = ae.loss(x, 3, pairs, lam=0.4)
+    code, recon = ae(x)
+    blocks = [slice(7 * k, 7 * (k + 1)) for k in range(3)]
+    reco = sum(torch.nn.functional.mse_loss(recon[b], x[b]) for b in blocks)
+    mmd = _bermuda_mmd(code[blocks[0]], code[blocks[2]]) + _bermuda_mmd(code[blocks[1]], code[blocks[2]])
+    got = {k: float(v.detach()) for k, v in out.items()}
+    assert got["reconstruction"] == pytest.approx(float(reco), rel=1e-5)
+    assert got["mmd"] == pytest.approx(float(mmd), rel=1e-4)
+    assert got["loss"] == pytest.approx(float(reco + 0.4 * mmd), rel=1e-4)
+
+
+# ---------------------------------------------------------------- sampler / schedule
+def test_sampler_draws_n_mb_from_every_cluster_and_oversamples_small_ones():
+    codes = np.array([0] * 100 + [1] * 7 + [2] * 30)
+    sampler = _ClusterSampler(codes, 3, n_mb=10, steps=4, generator=torch.Generator().manual_seed(0))
+    steps = list(sampler.epoch())
+    assert len(steps) == 4
+    for idx in steps:
+        np.testing.assert_array_equal(codes[idx], np.repeat([0, 1, 2], 10))
+    big = np.concatenate([s[:10] for s in steps])
+    assert len(set(big)) == 40  # without replacement within a pass
+    small = np.concatenate([s[10:20] for s in steps])
+    assert set(small) == set(range(100, 107))  # 40 draws cover all 7 cells
+
+
+def test_schedule_from_step_budget():
+    base = {"n_mb": 50, "max_steps": 2000, "max_epochs": None, "min_epochs": None, "lr_step": None,
+            "patience": None}
+    s = training_schedule(6000, base)  # 120 steps per epoch
+    assert s == {"steps_per_epoch": 120, "max_epochs": 17, "min_epochs": 9, "lr_step": 1.7, "patience": 5,
+                 "ramp_epochs": 17}
+    small = training_schedule(30, base)  # fewer cells than n_mb: one step per epoch, capped at 2,000
+    assert small["steps_per_epoch"] == 1 and small["max_epochs"] == 2000 and small["lr_step"] == 200
+    given = training_schedule(30, {**base, "max_epochs": 10, "lr_step": 3, "patience": 2, "min_epochs": 4})
+    assert (given["max_epochs"], given["lr_step"], given["patience"], given["min_epochs"]) == (10, 3.0, 2, 4)
+
+
+# ---------------------------------------------------------------- model
+def test_fit_outputs(fitted, small):
+    emb = fitted.embed()
+    assert emb.shape == (small.n_obs, 4) and np.isfinite(emb).all()
+    assert len(fitted.cluster_labels_) == small.n_obs
+    assert set(fitted.cluster_labels_) == set(fitted.cluster_names_)
+    K = len(fitted.cluster_names_)
+    assert fitted.similarity_.shape == (K, K) and fitted.matches_.shape == (K, K)
+    # removal2: type2/type3 shared and matched; type1 (batch2 only) and type4 (batch1 only) left alone
+    assert set(fitted.cluster_pairs_) == {("batch1|type2", "batch2|type2"), ("batch1|type3", "batch2|type3")}
+    h = fitted.history_
+    assert h.n_epochs == len(h.losses["loss"]) <= fitted.schedule_["max_epochs"]
+    assert set(h.losses) == {"loss", "reconstruction", "mmd", "lambda"}
+    assert set(fitted.timings_) == {"preprocessing", "clustering", "metaneighbor", "training"}
+
+
+def test_lambda_and_learning_rate_follow_the_schedule(small):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        model = BERMUDA(cluster_key="given", max_epochs=6, lr_step=2, patience=100, **FAST).fit(small)
+    lam = model.history_.losses["lambda"]
+    np.testing.assert_allclose(lam, [lambda_ramp(e, 6) for e in range(1, 7)], rtol=1e-6)
+
+
+def test_same_seed_same_embedding_and_other_seed_differs(small, fitted):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        again = BERMUDA(cluster_key="given", seed=1, **FAST).fit(small)
+        other = BERMUDA(cluster_key="given", seed=2, **FAST).fit(small)
+    np.testing.assert_array_equal(again.embed(), fitted.embed())
+    assert not np.allclose(other.embed(), fitted.embed())
+
+
+def test_save_load_roundtrip(fitted, small, tmp_path):
+    fitted.save(tmp_path / "m")
+    loaded = BERMUDA.load(tmp_path / "m")
+    np.testing.assert_array_equal(loaded.embed(), fitted.embed())
+    np.testing.assert_array_equal(loaded.embed(small), fitted.embed())  # recomputed from the data
+    assert loaded.cluster_pairs_ == fitted.cluster_pairs_
+    np.testing.assert_array_equal(loaded.similarity_, fitted.similarity_)
+    assert loaded.params["epochs_used"] == fitted.history_.n_epochs
+
+
+def test_embed_new_data_uses_fitted_batch_scaling(fitted, small):
+    sub = small[small.obs["batch"] == "batch2"][:40].copy()
+    mask = (small.obs["batch"] == "batch2").to_numpy()
+    np.testing.assert_allclose(fitted.embed(sub), fitted.embed()[np.flatnonzero(mask)[:40]], atol=1e-6)
+    with pytest.raises(KeyError, match="training genes are missing"):
+        fitted.embed(small[:, :50].copy())
+
+
+def test_integrate_api_writes_code_clusters_and_pairs(small):
+    adata = small.copy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        si.integrate(adata, method="bermuda", batch_key="batch", seed=0, progress=False, cluster_key="given",
+                     max_steps=10, hidden=16, code_dim=3, n_mb=10)
+    assert adata.obsm["X_bermuda"].shape == (adata.n_obs, 3)
+    assert adata.obs["bermuda_cluster"].str.contains("|", regex=False).all()
+    rec = adata.uns["scintegrate"]["X_bermuda"]
+    assert rec["method"] == "bermuda" and rec["epochs_used"] >= 1
+    assert rec["cluster_pairs"].shape[1] == 2 and rec["similarity"].shape[0] == len(rec["cluster_names"])
+
+
+def test_automatic_per_batch_clustering(small):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        model = BERMUDA(**FAST).fit(small)
+    labels = pd.Series(model.cluster_labels_)
+    batch_of_cluster = labels.str.split("|").str[0]
+    np.testing.assert_array_equal(batch_of_cluster, small.obs["batch"].astype(str).to_numpy())
+    assert labels.nunique() >= 4  # both batches split into several clusters
+
+
+# ---------------------------------------------------------------- bad input
+def test_one_batch_is_rejected(small):
+    one = small[small.obs["batch"] == "batch1"].copy()
+    with pytest.raises(ValueError, match="at least 2 batches"):
+        BERMUDA(**FAST).fit(one)
+
+
+@pytest.mark.parametrize("thr", [-0.1, 1.2])
+def test_threshold_out_of_range(thr):
+    with pytest.raises(ValueError, match=r"similarity_threshold \(S_thr\) must lie in \[0, 1\]"):
+        BERMUDA(similarity_threshold=thr)
+
+
+def test_nan_input_is_rejected(small):
+    bad = small.copy()
+    X = bad.X.toarray()
+    X[0, 0] = np.nan
+    bad.X = X
+    with pytest.raises(ValueError, match="NaN"):
+        BERMUDA(**FAST).fit(bad)
+
+
+def test_batch_matching_nothing_warns_and_stays_apart(small):
+    import anndata as ad
+
+    # a third batch of cells whose genes are shuffled cell by cell: no cluster resembles it
+    rng = np.random.default_rng(0)
+    X = small.X[:80].toarray()
+    X = np.take_along_axis(X, rng.random(X.shape).argsort(axis=1), axis=1)
+    extra = ad.AnnData(X=X.astype(np.float32), var=pd.DataFrame(index=small.var_names),
+                       obs=pd.DataFrame({"batch": "noise", "given": np.repeat(["n1", "n2"], 40)},
+                                        index=[f"noise{i}" for i in range(80)]))
+    both = ad.concat([small, extra])
+    with pytest.warns(UserWarning, match="match no cluster of another batch"):
+        model = BERMUDA(cluster_key="given", **FAST).fit(both)
+    assert all("noise" not in a and "noise" not in b for a, b in model.cluster_pairs_)
+    assert ("batch1|type2", "batch2|type2") in model.cluster_pairs_
+    assert np.isfinite(model.embed()).all()
+
+
+def test_cluster_smaller_than_n_mb_is_oversampled(small):
+    adata = small.copy()
+    labels = adata.obs["given"].astype(str).to_numpy().copy()
+    tiny = np.flatnonzero((adata.obs["batch"] == "batch1").to_numpy())[:3]
+    labels[tiny] = "tiny"
+    adata.obs["given"] = labels
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        model = BERMUDA(cluster_key="given", **{**FAST, "n_mb": 50}).fit(adata)
+    assert "batch1|tiny" in model.cluster_names_
+    assert np.isfinite(model.embed()).all()
+
+
+def test_device_resolution(monkeypatch):
+    from scintegrate._device import resolve_device
+
+    assert resolve_device("auto", cuda_available=True).type == "cuda"
+    assert resolve_device("auto", cuda_available=False).type == "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert BERMUDA(device="auto").device.type == "cuda"  # picked, not used: no training here
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(RuntimeError, match="CUDA is not available"):
+        BERMUDA(device="cuda")
+    assert BERMUDA(device="auto").device.type == "cpu"
+
+
+def test_unfitted_model_errors():
+    with pytest.raises(RuntimeError, match="not fitted"):
+        BERMUDA().embed()
+
+
+# ---------------------------------------------------------------- quality (slow)
+@pytest.mark.slow
+def test_removal2_quality_beats_uncorrected_pca():
+    """BERMUDA's removal2 experiment on counts: shared types merged, specific types apart, types separated."""
+    from scintegrate.benchmark._prep import unintegrated_pca
+    from scintegrate.metrics import divergence_score, entropy_score, silhouette_score
+
+    adata = si.datasets.simulate_counts(n_cells=1200, n_genes=600, experiment="removal2", seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        model = BERMUDA(seed=0, progress=False).fit(adata)
+    batch, types = adata.obs["batch"].to_numpy(), adata.obs["cell_type"].to_numpy()
+    # the per-batch clusters recover the types and exactly the shared types are paired
+    pair_types = {tuple(sorted({types[model.cluster_labels_ == c][0] for c in pair})) for pair in model.cluster_pairs_}
+    assert pair_types == {("type2",), ("type3",)}
+    X = model.embed()
+    scores = {"div": divergence_score(X, batch, types), "ent": entropy_score(X, batch, types),
+              "sil": silhouette_score(X, types)}
+    pca = unintegrated_pca(adata, batch_key="batch", n_comps=20)
+    assert scores["div"] < 0.1 and scores["ent"] < 0.1 and scores["sil"] > 0.5, scores
+    assert scores["div"] < 0.1 * divergence_score(pca, batch, types)
+    assert scores["sil"] > silhouette_score(pca, types)

@@ -1,0 +1,102 @@
+"""The console script: integrate / metrics / benchmark / demo, and one-line errors that write nothing."""
+
+import subprocess
+import sys
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+
+from scintegrate import datasets
+from scintegrate.cli import _parse_params, main
+
+
+@pytest.fixture
+def small_h5ad(tmp_path):
+    adata = datasets.simulate_counts(n_cells=300, n_genes=300, seed=1)
+    path = tmp_path / "small.h5ad"
+    adata.write_h5ad(path)
+    return path
+
+
+def test_parse_params():
+    assert _parse_params(["n_epochs=5", "s_thr=0.85", "name=abc", "flag=True"]) == {
+        "n_epochs": 5, "s_thr": 0.85, "name": "abc", "flag": True}
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        _parse_params(["oops"])
+
+
+def test_integrate_pca_writes_output(small_h5ad, tmp_path):
+    out = tmp_path / "out.h5ad"
+    assert main(["integrate", str(small_h5ad), "--method", "pca", "--out", str(out), "--quiet"]) == 0
+    res = ad.read_h5ad(out)
+    assert res.obsm["X_pca_baseline"].shape[0] == 300
+    assert res.uns["scintegrate"]["X_pca_baseline"]["method"] == "pca"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--method", "nope"], "unknown method 'nope'"),
+        (["--batch-key", "donor"], "batch column 'donor' not found"),
+    ],
+)
+def test_integrate_errors_write_nothing(small_h5ad, tmp_path, capsys, args, message):
+    out = tmp_path / "never.h5ad"
+    assert main(["integrate", str(small_h5ad), "--out", str(out), "--quiet", *args]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_not_h5ad_and_single_batch(tmp_path, capsys):
+    bad = tmp_path / "table.csv"
+    bad.write_text("a,b\n1,2\n")
+    assert main(["integrate", str(bad), "--method", "pca", "--out", str(tmp_path / "x.h5ad")]) == 2
+    assert "error" in capsys.readouterr().err
+    one = ad.AnnData(np.ones((10, 5), dtype=np.float32),
+                     obs=pd.DataFrame({"batch": ["only"] * 10}, index=[f"c{i}" for i in range(10)]))
+    one.write_h5ad(tmp_path / "one.h5ad")
+    assert main(["integrate", str(tmp_path / "one.h5ad"), "--method", "pca", "--out", str(tmp_path / "o.h5ad")]) == 2
+    assert "at least 2 batches" in capsys.readouterr().err
+    assert not (tmp_path / "o.h5ad").exists()
+
+
+def test_metrics_command(small_h5ad, tmp_path):
+    out = tmp_path / "int.h5ad"
+    main(["integrate", str(small_h5ad), "--method", "pca", "--out", str(out), "--quiet"])
+    csv = tmp_path / "m.csv"
+    assert main(["metrics", str(out), "--embedding", "X_pca_baseline", "--out", str(csv), "--quiet"]) == 0
+    table = pd.read_csv(csv)
+    for column in ["divergence_score", "ilisi", "clisi", "asw_label", "overall"]:
+        assert column in table.columns
+    assert 0 <= table["overall"].iloc[0] <= 1
+
+
+def test_benchmark_command(small_h5ad, tmp_path):
+    out = tmp_path / "bench"
+    assert main(["benchmark", str(small_h5ad), "--methods", "pca", "--out", str(out), "--quiet"]) == 0
+    for name in ["metrics.csv", "overview.png", "umap.png"]:
+        assert (out / name).stat().st_size > 0
+
+
+def test_console_script_help():
+    res = subprocess.run([sys.executable, "-m", "scintegrate.cli", "--help"], capture_output=True, text=True)
+    assert res.returncode == 0
+    for command in ["integrate", "demo", "benchmark", "metrics"]:
+        assert command in res.stdout
+
+
+@pytest.mark.slow
+def test_demo_runs_every_method(tmp_path):
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--quiet"]) == 0
+    table = pd.read_csv(out / "metrics.csv")
+    res = ad.read_h5ad(out / "integrated.h5ad")
+    from scintegrate.api import available_methods
+
+    for method in available_methods():
+        key = "X_pca_baseline" if method == "pca" else f"X_{method}"
+        assert key in res.obsm
+    assert len(table) >= len(available_methods())
+    assert (out / "umap.png").stat().st_size > 10_000
