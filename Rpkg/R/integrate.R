@@ -30,7 +30,8 @@
 #'     clusters) as `colData` columns, other per-cell matrices (e.g. DeepBID's soft assignments) as
 #'     further `reducedDims`, extra gene-level matrices as assays; the run record (method,
 #'     parameters, seed, device, package versions, training history) in `metadata(x)$scintegrate[[name]]`.
-#'   * Seurat: a DimReduc `x[[name]]` with key `paste0(method, "_")`; per-cell outputs as
+#'   * Seurat: a DimReduc `x[[name]]` with key `paste0(method, "_")` (or `paste0(name, "_")` when
+#'     another reduction has that key already); per-cell outputs as
 #'     `meta.data` columns; the run record in `x@misc$scintegrate[[name]]` and in the DimReduc's
 #'     `misc$scintegrate`.
 #'   * matrix: a cells x d matrix (row names = cell names) with the record in
@@ -94,7 +95,7 @@ integrateBatches.Seurat <- function(x, method = "bermuda", batch = "batch", ...,
   batchValues <- .getColumn(x@meta.data, batch, "the Seurat object's meta.data")
   res <- .integrateCounts(counts, batchValues, method, seed, device, list(...), name, upper = FALSE,
                           batchName = batch)
-  key <- paste0(gsub("[^[:alnum:]]", "", res$method), "_")
+  key <- .seuratKey(x, res$method, res$name)
   embedding <- res$embedding
   colnames(embedding) <- paste0(key, seq_len(ncol(embedding)))
   misc <- list(scintegrate = res$record)
@@ -105,6 +106,15 @@ integrateBatches.Seurat <- function(x, method = "bermuda", batch = "batch", ...,
   for (layer in names(res$layers)) x[[layer]] <- SeuratObject::CreateAssayObject(data = res$layers[[layer]])
   x@misc$scintegrate[[res$name]] <- res$record
   x
+}
+
+# paste0(method, "_"), unless another reduction (not the one being replaced) uses it: then the name's.
+.seuratKey <- function(x, method, name) {
+  key <- paste0(gsub("[^[:alnum:]]", "", method), "_")
+  others <- setdiff(SeuratObject::Reductions(x), name)
+  used <- vapply(others, function(r) SeuratObject::Key(x[[r]]), character(1))
+  if (key %in% used) key <- paste0(gsub("[^[:alnum:]]", "", name), "_")
+  key
 }
 
 #' @rdname integrateBatches

@@ -17,9 +17,11 @@ NO_UMAP = [m for m in METRIC_COLUMNS if m not in ("divergence_score", "entropy_s
 def test_run_benchmark_pca_writes_three_files(adata, tmp_path):
     df = run_benchmark(adata, methods=["pca"], peers=None, out_dir=tmp_path / "out", progress=False)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["metrics.csv", "overview.png", "umap.png"]
-    assert list(df.index) == ["unintegrated", "pca"] and df.index.name == "method"
+    # "pca" is the unintegrated baseline itself: no separate "unintegrated" row, and it is the PCR reference
+    assert list(df.index) == ["pca"] and df.index.name == "method"
     assert list(df.columns) == ["kind", "embedding", "seconds"] + METRIC_COLUMNS
-    assert list(df["kind"]) == ["baseline", "scintegrate"]
+    assert df.loc["pca", "kind"] == "baseline" and df.loc["pca", "embedding"] == "X_pca_baseline"
+    assert df.loc["pca", "pcr_comparison"] == pytest.approx(0.0, abs=1e-6)  # nothing removed vs itself
     on_disk = pd.read_csv(tmp_path / "out" / "metrics.csv", index_col="method")
     pd.testing.assert_frame_equal(on_disk[METRIC_COLUMNS], df[METRIC_COLUMNS], check_dtype=False, atol=1e-9)
     for name in ("overview.png", "umap.png"):

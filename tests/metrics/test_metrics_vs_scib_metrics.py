@@ -1,7 +1,7 @@
 """Our metrics against scib-metrics (installed in .venv) on real data and the same kNN graph.
 
 Embedding: a plain scanpy PCA (50 PCs; the "unintegrated" reference) and a crude integration of it
-(each batch's centroid removed, first 20 PCs). Both packages get the same exact kNN graph, so
+(each batch moved halfway to the global centroid, first 20 PCs). Both packages get the same exact kNN graph, so
 differences are definitional. Where the definitions differ, the test says how and checks our value
 against the original scIB definition computed directly instead:
 
@@ -13,10 +13,10 @@ against the original scIB definition computed directly instead:
   (step 0.2), so the comparison runs our sweep on its grid and seed.
 - iLISI/cLISI: scib-metrics rescales the medians; we compare the un-scaled medians.
 - kBET per label: scIB/scib-metrics find each label's neighbours by diffusion distance on the kNN graph;
-  we use Euclidean kNN within the label (0.53 vs 0.62 on mixology, 0.30 vs 0.27 on kang3000), so the
+  we use Euclidean kNN within the label (0.091 vs 0.070 on mixology, 0.550 vs 0.561 on kang3000), so the
   test runs scib-metrics' own kBET test on our label neighbourhoods instead. The global kBET agrees.
 - k-means NMI/ARI: scib-metrics runs its own jax k-means (one initialisation); we run scikit-learn's
-  (10 initialisations), which finds different local optima (NMI 0.89 vs 0.74 on kang3000); the test
+  (10 initialisations), which can find a different local optimum (NMI 0.90 vs 0.75 on kang3000); the test
   checks ours equals scikit-learn's.
 """
 
@@ -46,7 +46,7 @@ def _prepare(path, n_max, seed=0):
     batch, labels = ad.obs["batch"].astype(str).values, ad.obs["cell_type"].astype(str).values
     post = pre.copy()
     for b in np.unique(batch):
-        post[batch == b] -= post[batch == b].mean(0)
+        post[batch == b] -= 0.5 * post[batch == b].mean(0)  # PCA scores are centred overall
     return pre, post[:, :20], batch, labels
 
 
@@ -144,5 +144,5 @@ def test_kmeans_nmi_ari_are_sklearn(case):
 def test_pcr_comparison_agrees(case):
     pre, X, b = case["pre"], case["X"], case["batch"]
     ours = sm.pcr_comparison(pre, X, b)
-    assert ours > 0.5  # removing batch centroids removes most batch variance
+    assert 0.3 < ours < 1.0  # half of each batch offset removed: part of the batch variance goes
     assert ours == pytest.approx(scm.pcr_comparison(pre, X, b, categorical=True), abs=TOL)

@@ -107,7 +107,7 @@ def test_schedule_from_step_budget():
     base = {"n_mb": 50, "max_steps": 2000, "max_epochs": None, "min_epochs": None, "lr_step": None,
             "patience": None}
     s = training_schedule(6000, base)  # 120 steps per epoch
-    assert s == {"steps_per_epoch": 120, "max_epochs": 17, "min_epochs": 9, "lr_step": 1.7, "patience": 5,
+    assert s == {"steps_per_epoch": 120, "max_epochs": 17, "min_epochs": 9, "lr_step": 200.0, "patience": 5,
                  "ramp_epochs": 17}
     small = training_schedule(30, base)  # fewer cells than n_mb: one step per epoch, capped at 2,000
     assert small["steps_per_epoch"] == 1 and small["max_epochs"] == 2000 and small["lr_step"] == 200
@@ -187,6 +187,41 @@ def test_automatic_per_batch_clustering(small):
     batch_of_cluster = labels.str.split("|").str[0]
     np.testing.assert_array_equal(batch_of_cluster, small.obs["batch"].astype(str).to_numpy())
     assert labels.nunique() >= 4  # both batches split into several clusters
+
+
+def test_centroid_assignment_of_unclustered_cells(small):
+    from scintegrate.models._bermuda_steps import _assign_rest
+    from scintegrate.models.bermuda import _prepare_input
+
+    X_log, *_ = _prepare_input(small, "batch", None, list(small.var_names), True)
+    batch = small.obs["batch"].astype(str).to_numpy()
+    truth = small.obs["cell_type"].astype(str).to_numpy()
+    chosen = np.flatnonzero(np.arange(small.n_obs) % 3 == 0)  # a third of the cells carry labels
+    labels = np.empty(small.n_obs, dtype=object)
+    labels[chosen] = truth[chosen]
+    _assign_rest(labels, batch, chosen, X_log)
+    rest = np.setdiff1d(np.arange(small.n_obs), chosen)
+    accuracy = np.mean(labels[rest] == truth[rest])
+    # independent yardstick: a 15-NN classifier on 20 PCs of the same log values, per batch
+    from sklearn.decomposition import PCA
+    from sklearn.neighbors import KNeighborsClassifier
+
+    Z = PCA(20, random_state=0).fit_transform(X_log.toarray())
+    hits = []
+    for b in ("batch1", "batch2"):
+        tr, te = chosen[batch[chosen] == b], rest[batch[rest] == b]
+        hits.append(KNeighborsClassifier(15).fit(Z[tr], truth[tr]).predict(Z[te]) == truth[te])
+    assert accuracy > 0.85 and accuracy >= np.mean(np.concatenate(hits))
+    for b in ("batch1", "batch2"):  # a cell only joins clusters of its own batch
+        assert set(labels[batch == b]) == set(truth[chosen][batch[chosen] == b])
+
+
+def test_subsampled_clustering_labels_every_cell(small):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        model = BERMUDA(cluster_max_cells=100, **FAST).fit(small)
+    labels = pd.Series(model.cluster_labels_)
+    assert labels.notna().all() and (labels.str.split("|").str[0] == small.obs["batch"].to_numpy()).all()
 
 
 # ---------------------------------------------------------------- bad input

@@ -97,5 +97,9 @@ def test_bad_input():
         select_integration_features(adata, batch_key="donor")
     with pytest.raises(ValueError, match="at least 2 cells"):
         vst(np.ones((1, 5)))
+    lonely = adata.copy()
+    lonely.obs["batch"] = ["b0"] * (lonely.n_obs - 1) + ["b9"]
+    with pytest.raises(ValueError, match="batch 'b9': vst needs at least 2 cells"):
+        select_integration_features(lonely, batch_key="batch")
     with pytest.raises(ValueError, match="negative values"), pytest.warns(UserWarning, match="not found"):
         find_variable_features(ad.AnnData(-np.ones((5, 5))))

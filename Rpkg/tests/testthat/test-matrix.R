@@ -18,7 +18,7 @@ test_that("a matrix without dimnames gives a matrix without row names; a triplet
   skip_if_no_method("pca")
   d <- rCounts(nGenes = 50, nCells = 60)
   m <- d$counts
-  dimnames(m) <- NULL
+  m@Dimnames <- list(NULL, NULL)
   emb <- integrateBatches(m, method = "pca", batch = d$batch)
   expect_null(rownames(emb))
   expect_identical(nrow(emb), 60L)

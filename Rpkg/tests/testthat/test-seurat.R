@@ -36,5 +36,6 @@ test_that("the PCA baseline on Seurat keeps an existing 'pca' reduction and hono
   expect_identical(SeuratObject::Key(out[["pca_baseline"]]), "pca_")
   out <- integrateBatches(out, method = "pca", name = "second")
   expect_setequal(SeuratObject::Reductions(out), c("pca_baseline", "second"))
+  expect_identical(SeuratObject::Key(out[["second"]]), "second_")
   expect_identical(rownames(SeuratObject::Embeddings(out, "second")), colnames(so))
 })

@@ -43,7 +43,7 @@ test_that("integrating the largest shared set keeps every cell in order (PCA bas
   skip_if_not(nzchar(dir) && file.exists(path), "shared data (pbmc_kang_ctrl_donors.h5ad) not found")
   sce <- readH5ad(path)
   before <- SummarizedExperiment::assay(sce, "counts")
-  out <- integrateBatches(sce, method = "pca", batch = "batch")
+  out <- integrateBatches(sce, method = "pca", batch = "batch", n_features = 1000, n_comps = 20)
   emb <- SingleCellExperiment::reducedDim(out, "PCA_BASELINE")
   expect_identical(rownames(emb), colnames(sce))
   expect_identical(nrow(emb), 8684L)

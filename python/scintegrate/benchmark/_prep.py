@@ -1,7 +1,9 @@
 """The one preprocessing chain shared by the unintegrated baseline and the peer methods.
 
-log-normalise (counts only) -> integration features across batches -> (scale -> PCA), all with
-:mod:`scintegrate.pp`, on a private copy: the caller's AnnData is never changed.
+It is the chain of our ``"pca"`` method (:mod:`scintegrate.models.pca_baseline`): log-normalise
+(counts only) -> integration features across batches -> (scale -> PCA), all with
+:mod:`scintegrate.pp`, on a private copy; the caller's AnnData is never changed. Raw counts are
+taken from ``layers["counts"]`` when ``X`` holds something else.
 
 Example
 -------
@@ -28,54 +30,51 @@ def counts_matrix(adata):
     return adata.X if is_count_matrix(adata.X) else None
 
 
-def integration_data(adata, *, batch_key: str, n_features: int = 2000):
-    """A new AnnData: log-normalised values on the integration features, counts in ``layers["counts"]``.
-
-    Counts are log-normalised with ``pp.log_normalize`` and features chosen with
-    ``pp.select_integration_features``. Data that is not counts (already log-normalised) keeps
-    its values; its features are all genes, or scanpy's Seurat-flavour HVGs when there are more
-    than ``n_features``.
-    """
+def _input_data(adata, batch_key: str):
+    """A bare AnnData of the counts (or of ``X`` when there are none) and the batch column."""
     import anndata as ad
-
-    from .. import pp
 
     counts = counts_matrix(adata)
     X = adata.X if counts is None else counts
     X = sp.csr_matrix(X, dtype=np.float32) if sp.issparse(X) else np.array(X, dtype=np.float32)
-    work = ad.AnnData(X=X, obs=pd.DataFrame({batch_key: adata.obs[batch_key].astype(str).to_numpy()},
-                                            index=adata.obs_names.copy()),
-                      var=pd.DataFrame(index=adata.var_names.copy()))
-    if counts is not None:
+    obs = pd.DataFrame({batch_key: adata.obs[batch_key].astype(str).to_numpy()}, index=adata.obs_names.copy())
+    return ad.AnnData(X=X, obs=obs, var=pd.DataFrame(index=adata.var_names.copy())), counts is not None
+
+
+def integration_data(adata, *, batch_key: str, n_features: int = 2000):
+    """A new AnnData: log-normalised values on the integration features, counts in ``layers["counts"]``.
+
+    Features are chosen exactly as the ``"pca"`` method chooses them (Seurat's
+    SelectIntegrationFeatures for counts; see :mod:`scintegrate.models.pca_baseline` otherwise).
+    """
+    from .. import pp
+    from ..models.pca_baseline import _features_for_non_counts
+
+    work, has_counts = _input_data(adata, batch_key)
+    if has_counts:
         pp.log_normalize(work)
-        features = list(pp.select_integration_features(work, batch_key=batch_key, n_features=n_features))
+        features = pp.select_integration_features(work, batch_key=batch_key, n_features=n_features,
+                                                  fvf_n_features=n_features)
     else:
-        features = _log_data_features(work, batch_key, n_features)
-    return work[:, features].copy()
-
-
-def _log_data_features(work, batch_key: str, n_features: int) -> list:
-    if work.n_vars <= n_features:
-        return list(work.var_names)
-    import scanpy as sc
-
-    hvg = sc.pp.highly_variable_genes(work, n_top_genes=n_features, flavor="seurat", batch_key=batch_key,
-                                      inplace=False)
-    return list(work.var_names[hvg["highly_variable"].to_numpy()])
+        features, _ = _features_for_non_counts(work, batch_key, n_features)
+    return work[:, list(features)].copy()
 
 
 def pca_of(work, *, n_comps: int = 50, seed: int = 0) -> np.ndarray:
-    """Scale ``work`` (in place) and return its first ``n_comps`` principal components."""
+    """Scale all genes of ``work`` (Seurat ScaleData, in place) and return its first ``n_comps`` PCs."""
     from .. import pp
 
     n_comps = int(min(n_comps, work.n_obs - 1, work.n_vars - 1))
-    pp.scale_data(work)
+    pp.scale_data(work, features=list(work.var_names))
     pp.run_pca(work, n_comps=n_comps, seed=seed)
     return np.asarray(work.obsm["X_pca"], dtype=np.float32)
 
 
 def unintegrated_pca(adata, *, batch_key: str, n_comps: int = 50, n_features: int = 2000,
                      seed: int = 0) -> np.ndarray:
-    """PCA of the log-normalised, scaled integration features: the "no integration" baseline."""
-    work = integration_data(adata, batch_key=batch_key, n_features=n_features)
-    return pca_of(work, n_comps=n_comps, seed=seed)
+    """The "no integration" baseline: our ``"pca"`` method (Seurat-style PCA of all batches together)."""
+    from ..models.pca_baseline import integrate_pca
+
+    work, _ = _input_data(adata, batch_key)
+    embedding, _ = integrate_pca(work, batch_key=batch_key, seed=seed, n_comps=n_comps, n_features=n_features)
+    return np.asarray(embedding, dtype=np.float32)

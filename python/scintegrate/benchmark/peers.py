@@ -69,10 +69,10 @@ def scanorama(adata, batch_key: str, seed: int = 0, *, dimred: int = 50, n_featu
 def scvi(adata, batch_key: str, seed: int = 0, *, n_latent: int = 10, max_epochs=None, n_features: int = 2000,
          device: str = "auto", progress: bool = False, **params) -> np.ndarray:
     """scVI latent space (scvi-tools defaults: 1 hidden layer of 128, 10 latent dims, NB likelihood)."""
-    import scvi as scvi_tools
-
     if counts_matrix(adata) is None:
         raise ValueError("scVI needs raw counts (adata.X or adata.layers['counts']); this data is not counts")
+    import scvi as scvi_tools
+
     work = integration_data(adata, batch_key=batch_key, n_features=n_features)
     accelerator = "cpu" if str(device) == "cpu" else "auto"
     # scvi.settings.seed seeds the global generators: restore them afterwards

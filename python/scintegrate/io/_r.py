@@ -47,9 +47,9 @@ def to_dgcmatrix(X, row_names, col_names):
 
     X = sp.csr_matrix(X)  # CSR of cells x genes == CSC of genes x cells
     X.sort_indices()
-    make = ro.r("function(i, p, x, nr, nc, rn, cn) Matrix::sparseMatrix(i = as.vector(i), p = as.vector(p), x = as.vector(x), "
-                "dims = c(nr, nc), "
-                "dimnames = list(as.vector(rn), as.vector(cn)), index1 = FALSE)")
+    make = ro.r("function(i, p, x, nr, nc, rn, cn) Matrix::sparseMatrix(i = as.vector(i), p = as.vector(p), "
+                "x = as.vector(x), dims = c(nr, nc), dimnames = list(as.vector(rn), as.vector(cn)), "
+                "index1 = FALSE)")
     with localconverter(numpy_converter()):
         return make(X.indices.astype(np.int32), X.indptr.astype(np.int32), X.data.astype(np.float64),
                     int(X.shape[1]), int(X.shape[0]), np.asarray(row_names, dtype=str),

@@ -26,7 +26,7 @@ from typing import Optional
 
 import numpy as np
 
-from ._r import require_r, require_r_package, to_dgcmatrix, from_dgcmatrix, to_py
+from ._r import from_dgcmatrix, numpy_converter, require_r, require_r_package, to_dgcmatrix, to_py
 
 _R_PIPELINE = r"""
 function(counts, batch, n_features, pca_emb, n_dims, resolution, n_pcs) {
@@ -71,8 +71,6 @@ def seurat_reference(adata, pca_embedding: np.ndarray, *, batch_key: str = "batc
     """
     require_r_package("Seurat")
     ro = require_r()
-    from ._r import numpy_converter
-
     # R-safe gene names whose sort order is that of the real names (ties in SelectIntegrationFeatures)
     alpha_rank = np.empty(adata.n_vars, dtype=np.int64)
     alpha_rank[np.argsort(np.asarray(adata.var_names, dtype=str), kind="stable")] = np.arange(adata.n_vars)

@@ -129,8 +129,10 @@ def _compute_one(name: str, s: _Shared, X_unint) -> dict:
     if name in ("ilisi", "clisi"):
         codes, n_lev = (b, np.unique(b).size) if name == "ilisi" else (l, np.unique(l).size)
         med = median_lisi(lisi(None, codes, knn=s.graph), name)
+        if n_lev < 2:
+            return {name: med, f"_{name}_scaled": float("nan")}
         scaled = (med - 1) / (n_lev - 1) if name == "ilisi" else (n_lev - med) / (n_lev - 1)
-        return {name: med, f"_{name}_scaled": scaled if n_lev > 1 else float("nan")}
+        return {name: med, f"_{name}_scaled": scaled}
     if name in ("nmi", "ari"):
         return {"nmi": s.sweep.best_nmi, "ari": s.sweep.best_ari}
     if name == "asw_label":

@@ -24,6 +24,8 @@ import scipy.sparse as sp
 from .._validation import get_matrix
 
 PAPER_MAX_EPOCHS = 2000
+#: the paper halves the learning rate every 200 epochs (of its own, data-dependent length)
+PAPER_LR_STEP = 200.0
 
 
 def _work_adata(adata, batch_key: str, layer: Optional[str], genes=None):
@@ -56,7 +58,8 @@ def select_features(adata, *, batch_key: str, layer: Optional[str], counts: bool
     return [str(g) for g in pp.select_integration_features(work, batch_key=batch_key, n_features=n_features)]
 
 
-def cluster_batches(adata, *, batch_key: str, layer: Optional[str], counts: bool, params: dict) -> np.ndarray:
+def cluster_batches(adata, *, batch_key: str, layer: Optional[str], counts: bool, params: dict,
+                    X_features=None) -> np.ndarray:
     """Per-cell cluster labels ``"<batch>|<cluster>"``, each batch clustered on its own.
 
     ``params["cluster_key"]`` names an ``obs`` column of given clusters; otherwise
@@ -64,6 +67,10 @@ def cluster_batches(adata, *, batch_key: str, layer: Optional[str], counts: bool
     data is not counts, HVGs, scale, ``n_pcs`` PCs, SNN with ``n_neighbors``, Louvain at
     ``resolution``). Data that is not counts (e.g. the 2-D Gaussian toy, with negative values)
     skips normalisation and HVGs: every gene is scaled, then PCA, SNN and Louvain as above.
+
+    A batch with more than ``params["cluster_max_cells"]`` cells is clustered on a seeded random
+    subsample of that size; its other cells join the cluster whose centroid they correlate with
+    best (Spearman on ``X_features``, the BERMUDA genes; scmap-cluster's assignment rule).
     """
     batch = adata.obs[batch_key].astype(str).to_numpy()
     key = params.get("cluster_key")
@@ -73,21 +80,66 @@ def cluster_batches(adata, *, batch_key: str, layer: Optional[str], counts: bool
         labels = adata.obs[key]
         if labels.isna().any():
             raise ValueError(f"obs[{key!r}] has missing values; every cell needs a cluster")
-        labels = labels.astype(str).to_numpy()
-    elif counts:
+        return _prefixed(batch, labels.astype(str).to_numpy())
+    chosen = _subsample_per_batch(batch, params.get("cluster_max_cells"), params["seed"])
+    labels = np.empty(adata.n_obs, dtype=object)
+    if counts:
         from .. import pp
 
-        work = _work_adata(adata, batch_key, layer)  # counts are log-normalised inside find_clusters
-        pp.find_clusters(work, batch_key=batch_key, resolution=params["resolution"],
+        work = _work_adata(adata[chosen] if chosen.size < adata.n_obs else adata, batch_key, layer)
+        pp.find_clusters(work, batch_key=batch_key, resolution=params["resolution"],  # log-normalises
                          n_neighbors=params["n_neighbors"], n_comps=params["n_pcs"], seed=params["seed"])
-        labels = work.obs["seurat_clusters"].astype(str).str.rpartition("_")[2].to_numpy()
+        labels[chosen] = work.obs["seurat_clusters"].astype(str).str.rpartition("_")[2].to_numpy()
     else:
-        labels = np.empty(adata.n_obs, dtype=object)
         X = get_matrix(adata, layer)
         for level in pd.unique(batch):
-            rows = np.flatnonzero(batch == level)
+            rows = chosen[batch[chosen] == level]
             labels[rows] = _cluster_log_data(X[rows], params).astype(str)
-    return np.char.add(np.char.add(batch.astype(str), "|"), labels.astype(str))
+    if chosen.size < adata.n_obs:
+        _assign_rest(labels, batch, chosen, X_features)
+    return _prefixed(batch, labels)
+
+
+def _prefixed(batch: np.ndarray, labels) -> np.ndarray:
+    return np.char.add(np.char.add(batch.astype(str), "|"), np.asarray(labels).astype(str))
+
+
+def _subsample_per_batch(batch: np.ndarray, max_cells: Optional[int], seed: int) -> np.ndarray:
+    """Sorted indices: all cells of small batches, ``max_cells`` random cells of larger ones."""
+    if max_cells is None:
+        return np.arange(batch.size)
+    rng = np.random.default_rng(seed)
+    keep = []
+    for level in pd.unique(batch):
+        rows = np.flatnonzero(batch == level)
+        keep.append(rows if rows.size <= max_cells else rng.choice(rows, int(max_cells), replace=False))
+    return np.sort(np.concatenate(keep))
+
+
+def _assign_rest(labels: np.ndarray, batch: np.ndarray, chosen: np.ndarray, X_features) -> None:
+    """Give every unclustered cell the cluster of its batch with the most correlated centroid."""
+    from ..tools import rank_standardize
+
+    if X_features is None:
+        raise ValueError("subsampled clustering needs the feature matrix to assign the other cells")
+    is_chosen = np.zeros(batch.size, dtype=bool)
+    is_chosen[chosen] = True
+    for level in pd.unique(batch):
+        rows = np.flatnonzero(batch == level)
+        rest, done = rows[~is_chosen[rows]], rows[is_chosen[rows]]
+        if rest.size == 0:
+            continue
+        names, codes = np.unique(labels[done].astype(str), return_inverse=True)
+        D, b = rank_standardize(X_features[done])
+        onehot = sp.csr_matrix((np.ones(done.size), (codes, np.arange(done.size))), shape=(names.size, done.size))
+        centroids = np.asarray(onehot @ D if not sp.issparse(D) else (onehot @ D).toarray()).T
+        centroids = centroids + (onehot @ b)[None, :]  # genes x clusters, sums of standardised cells
+        centroids /= np.maximum(np.linalg.norm(centroids, axis=0, keepdims=True), 1e-12)
+        for start in range(0, rest.size, 20000):
+            part = rest[start:start + 20000]
+            Dr, br = rank_standardize(X_features[part])
+            sim = np.asarray(Dr @ centroids) + np.outer(br, centroids.sum(axis=0))
+            labels[part] = names[np.argmax(sim, axis=1)]
 
 
 def _cluster_log_data(X, params: dict) -> np.ndarray:
@@ -141,7 +193,7 @@ def training_schedule(largest_cluster: int, params: dict) -> dict:
     min_epochs = params.get("min_epochs")
     min_epochs = int(math.ceil(max_epochs / 2)) if min_epochs is None else int(min_epochs)
     lr_step = params.get("lr_step")
-    lr_step = max_epochs / 10.0 if lr_step is None else float(lr_step)
+    lr_step = PAPER_LR_STEP if lr_step is None else float(lr_step)
     if lr_step <= 0:
         raise ValueError(f"lr_step must be positive, got {lr_step}")
     patience = params.get("patience")

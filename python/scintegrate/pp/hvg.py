@@ -23,7 +23,7 @@ from typing import List, Optional, Sequence
 import numpy as np
 import pandas as pd
 
-from .._validation import check_matrix, get_matrix, is_count_matrix
+from .._validation import check_matrix, is_count_matrix
 from ._sparse import column_clipped_sq_sum, column_mean_var
 
 VST_COLUMNS = ["vst_mean", "vst_variance", "vst_variance_expected", "vst_variance_standardized"]
@@ -156,7 +156,10 @@ def _vst_per_batch(adata, X, batch_key: str, span: float) -> None:
     batch = _batch_codes(adata, batch_key)
     std, ranks = {}, {}
     for code, name in enumerate(batch.categories):
-        table = vst(X[np.flatnonzero(batch.codes == code)], span=span)
+        try:
+            table = vst(X[np.flatnonzero(batch.codes == code)], span=span)
+        except ValueError as err:
+            raise ValueError(f"batch {name!r}: {err}") from err
         std[name] = table["vst_variance_standardized"].to_numpy()
         ranks[name] = vst_rank(table)
     adata.varm["vst_variance_standardized_per_batch"] = pd.DataFrame(std, index=adata.var_names)
