@@ -21,7 +21,7 @@ if [ -z "${SCINTEGRATE_SHARED_DATA:-}" ] && [ -d "$REPO/../shared/data" ]; then
 fi
 export _R_CHECK_FORCE_SUGGESTS_=false   # Seurat/uwot are optional; their tests and chunks skip without them
 export _R_CHECK_SYSTEM_CLOCK_=0         # no network: skip the "future file timestamps" look-up
-export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"  # torch on 2 shared cores: one thread is faster (no spinning)
 
 OUT="${SCINTEGRATE_R_CHECK_DIR:-$(mktemp -d -t scintegrate-rcheck-XXXXXX)}"
 mkdir -p "$OUT"

@@ -3,9 +3,12 @@
 #' Runs one of scintegrate's batch-integration methods (BERMUDA, DeepBID, or the PCA baseline) on the
 #' raw counts of `x` and returns `x` with the batch-corrected low-dimensional embedding added.
 #'
-#' The counts are handed to the Python core without densifying or copying them: the slots of the
-#' genes x cells `dgCMatrix` become a scipy CSC matrix that shares R's memory (read-only), and its
-#' transpose is the cells x genes CSR matrix the Python side reads. Cell order and names are kept.
+#' The counts are handed to the Python core without densifying them: the slots of the genes x cells
+#' `dgCMatrix` (`x`, `i`, `p`, `Dim`) become a scipy CSC matrix whose arrays Python reads in place
+#' (read-only), and its transpose -- free, no copy -- is the cells x genes CSR matrix the Python side
+#' works on. The only copy is the one reticulate makes of the three slot vectors when wrapping them
+#' (about 1x the size of the dgCMatrix, released after the call). A dense matrix is wrapped without a
+#' copy. Cell order and names are kept.
 #'
 #' @param x A [SingleCellExperiment::SingleCellExperiment], a `Seurat` object, or a genes x cells
 #'   count matrix (base `matrix` or `dgCMatrix`).

@@ -1,10 +1,13 @@
 # The only file of the package that touches Python (through reticulate). Everything here is internal
 # (dot-prefixed); exported functions elsewhere take and return R objects and call these helpers.
 #
-# Data transfer: a genes x cells dgCMatrix goes to Python as its slots (x, i, p, Dim) wrapped, without a
-# copy, into a scipy CSC matrix (reticulate shares R's memory read-only); its transpose is the cells x genes
-# CSR matrix AnnData wants -- again no copy. Sparse results come back as CSR arrays (data, indices, indptr,
-# shape), which are the CSC slots of the transposed (genes x cells) dgCMatrix built in R.
+# Data transfer: a genes x cells dgCMatrix goes to Python as its slots (x, i, p, Dim) in a scipy CSC
+# matrix; numpy reads the slot vectors in place, read-only. (reticulate 1.28's np_array() first gives each
+# vector a dim attribute, which makes R duplicate it: the transfer costs one copy of the slots, ~1x the
+# dgCMatrix, freed when Python lets go. A dense matrix already has dims and is wrapped without a copy.)
+# The transpose of that CSC matrix is the cells x genes CSR matrix AnnData wants -- no copy, never dense.
+# Sparse results come back as CSR arrays (data, indices, indptr, shape), which are the CSC slots of the
+# transposed (genes x cells) dgCMatrix built in R.
 
 .pyState <- new.env(parent = emptyenv())
 
@@ -63,7 +66,8 @@ def round_trip(X, cells, genes):
     adata = make_adata(X, cells, genes, {})
     out = adata_slots(adata)
     out['format'] = adata.X.format
-    out['shares_memory'] = bool(np.shares_memory(adata.X.data, X.data))
+    out['no_copy_in_python'] = bool(np.shares_memory(adata.X.data, X.data))
+    out['read_only'] = not adata.X.data.flags.writeable
     return out
 
 def read_h5ad(path):
@@ -162,7 +166,8 @@ def metrics(X, batch, labels, X_unintegrated, metrics, seed):
 
 # ---- R -> Python ------------------------------------------------------------------------------------
 
-# A genes x cells matrix as a Python object: dgCMatrix -> scipy CSC sharing R's memory; dense -> numpy.
+# A genes x cells matrix as a Python object: dgCMatrix -> scipy CSC over (copies of) its slots, read in
+# place; dense matrix -> F-ordered numpy array over R's memory.
 .pyCounts <- function(counts) {
   if (methods::is(counts, "dgCMatrix")) {
     sp <- reticulate::import("scipy.sparse", convert = FALSE)
@@ -216,6 +221,7 @@ def metrics(X, batch, labels, X_unintegrated, metrics, seed):
 
 # Check that `method` is registered and importable; returns its default embedding name (without "X_").
 .pyCheckMethod <- function(method) {
+  .py()
   api <- reticulate::import("scintegrate.api", convert = TRUE)
   tryCatch(api$get_method(method), error = function(e) {
     msg <- .pyErrorMessage(e)
@@ -246,12 +252,13 @@ def metrics(X, batch, labels, X_unintegrated, metrics, seed):
 }
 
 # Round trip used by the tests: counts -> AnnData (Python) -> slots -> dgCMatrix; also says whether
-# the AnnData's X is CSR and shares R's memory (no copy was made on the way in).
+# the AnnData's X is CSR, holds the very arrays of the CSC matrix made from the slots (no copy in
+# Python) and is read-only.
 .pyRoundTrip <- function(counts) {
   st <- .py()
   out <- reticulate::py_to_r(st$bridge$round_trip(.pyCounts(counts), colnames(counts), rownames(counts)))
   list(counts = .slotsToDgC(out$counts, out$genes, out$cells), format = out$format,
-       sharesMemory = out$shares_memory)
+       noCopyInPython = out$no_copy_in_python, readOnly = out$read_only)
 }
 
 # Read an .h5ad file into R pieces: counts (genes x cells dgCMatrix), obs (DataFrame), uns (list).

@@ -6,4 +6,5 @@
 #' [simulateBatches()], [readH5ad()], [installPython()] and [scintegrateAvailable()].
 #'
 #' @keywords internal
+#' @importClassesFrom Matrix dgCMatrix
 "_PACKAGE"

@@ -84,7 +84,7 @@ def _cmd_benchmark(args) -> int:
 
     adata = read_h5ad(args.input)
     methods = _split(args.methods) or available_methods()
-    peers = None if args.peers else []
+    peers = "all" if args.peers else []
     table = run_benchmark(adata, batch_key=args.batch_key, label_key=args.label_key, methods=methods, peers=peers,
                           out_dir=Path(args.out), seed=args.seed, device=args.device, progress=not args.quiet)
     _log(args, table.to_string(float_format=lambda v: f"{v:.3f}"))
@@ -97,7 +97,7 @@ def _cmd_metrics(args) -> int:
 
     adata = read_h5ad(args.input)
     table = score_embedding(adata, args.embedding, batch_key=args.batch_key, label_key=args.label_key,
-                            seed=args.seed, progress=not args.quiet)
+                            seed=args.seed, device=args.device)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(out, index=False)

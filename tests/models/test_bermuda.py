@@ -107,10 +107,11 @@ def test_schedule_from_step_budget():
     base = {"n_mb": 50, "max_steps": 2000, "max_epochs": None, "min_epochs": None, "lr_step": None,
             "patience": None}
     s = training_schedule(6000, base)  # 120 steps per epoch
-    assert s == {"steps_per_epoch": 120, "max_epochs": 17, "min_epochs": 9, "lr_step": 200.0, "patience": 5,
+    assert s == {"steps_per_epoch": 120, "max_epochs": 17, "min_epochs": 9, "lr_step": 200.0, "patience": 1,
                  "ramp_epochs": 17}
     small = training_schedule(30, base)  # fewer cells than n_mb: one step per epoch, capped at 2,000
     assert small["steps_per_epoch"] == 1 and small["max_epochs"] == 2000 and small["lr_step"] == 200
+    assert small["patience"] == 100 and training_schedule(450, base)["patience"] == 12
     given = training_schedule(30, {**base, "max_epochs": 10, "lr_step": 3, "patience": 2, "min_epochs": 4})
     assert (given["max_epochs"], given["lr_step"], given["patience"], given["min_epochs"]) == (10, 3.0, 2, 4)
 

@@ -154,3 +154,14 @@ def test_match_clusters_threshold_range():
         match_clusters(np.zeros((2, 2)), ["a", "b"], threshold=1.5)
     with pytest.raises(ValueError, match="square"):
         match_clusters(np.zeros((2, 3)), ["a", "b"])
+
+
+def test_rank_standardize_in_row_chunks_is_identical(monkeypatch):
+    import scintegrate.tools.metaneighbor as mn
+
+    X, *_ = _toy(seed=6)
+    D, b = rank_standardize(sp.csr_matrix(X))
+    monkeypatch.setattr(mn, "RANK_CHUNK", 7)
+    Dc, bc = rank_standardize(sp.csr_matrix(X))
+    np.testing.assert_allclose(Dc.toarray(), D.toarray())
+    np.testing.assert_allclose(bc, b)

@@ -1,6 +1,6 @@
-# Counts go to Python as sparse slots without a copy and come back unchanged.
+# Counts go to Python as sparse slots (never dense) and come back unchanged.
 
-test_that("a dgCMatrix round-trips exactly, and Python reads it as CSR sharing R's memory", {
+test_that("a dgCMatrix round-trips exactly; Python reads it as a read-only CSR view, no copy in Python", {
   skip_if_no_python()
   d <- rCounts(nGenes = 30, nCells = 40)
   m <- d$counts
@@ -12,7 +12,8 @@ test_that("a dgCMatrix round-trips exactly, and Python reads it as CSR sharing R
   rt <- scintegrate:::.pyRoundTrip(m)
   expect_identical(rt$counts, m)
   expect_identical(rt$format, "csr")
-  expect_true(rt$sharesMemory)
+  expect_true(rt$noCopyInPython)
+  expect_true(rt$readOnly)
 })
 
 test_that("the largest shared data set survives R -> Python -> R with every cell, gene, name and order", {
@@ -33,7 +34,39 @@ test_that("the largest shared data set survives R -> Python -> R with every cell
   expect_identical(length(counts@x), as.integer(reticulate::py_to_r(ad$X$nnz)))
   rt <- scintegrate:::.pyRoundTrip(counts)
   expect_identical(rt$counts, counts)
-  expect_true(rt$sharesMemory)
+  expect_true(rt$noCopyInPython)
+})
+
+# Peak resident memory (R + Python, one process) while `expr` runs, above the level just before (MB).
+peakIncreaseMb <- function(expr) {
+  status <- function(field) {
+    line <- grep(paste0("^", field, ":"), readLines("/proc/self/status"), value = TRUE)
+    as.numeric(gsub("[^0-9]", "", line)) / 1024
+  }
+  invisible(gc(full = TRUE))
+  cat("5", file = "/proc/self/clear_refs")  # resets VmHWM to the current resident size
+  before <- status("VmRSS")
+  force(expr)
+  status("VmHWM") - before
+}
+
+test_that("handing the largest shared set to Python costs at most one copy of the sparse slots, never dense", {
+  skip_if_no_python()
+  skip_if_not(file.exists("/proc/self/clear_refs") && file.access("/proc/self/clear_refs", 2) == 0,
+              "peak memory needs Linux /proc/self/clear_refs")
+  dir <- sharedDataDir()
+  path <- file.path(dir, "pbmc_kang_ctrl_donors.h5ad")
+  skip_if_not(nzchar(dir) && file.exists(path), "shared data (pbmc_kang_ctrl_donors.h5ad) not found")
+  sce <- readH5ad(path)
+  counts <- SummarizedExperiment::assay(sce, "counts")
+  sparseMb <- as.numeric(utils::object.size(counts)) / 2^20
+  denseMb <- 8 * prod(dim(counts)) / 2^20
+  increase <- peakIncreaseMb({
+    ad <- scintegrate:::.pyAnnData(counts, list(batch = sce$batch))
+    rm(ad)
+  })
+  expect_lt(increase, 1.3 * sparseMb + 16)
+  expect_lt(increase, denseMb / 2)
 })
 
 test_that("integrating the largest shared set keeps every cell in order (PCA baseline)", {

@@ -5,6 +5,7 @@ Writes ``out_dir/metrics.csv`` (one row per method), ``out_dir/overview.png`` an
 
 Example
 -------
+>>> from pathlib import Path
 >>> import scintegrate as si
 >>> adata = si.datasets.simulate_counts(n_cells=300, n_genes=200, seed=0)
 >>> df = si.benchmark.run_benchmark(adata, methods=["pca"], out_dir="/tmp/bench", progress=False)  # doctest: +SKIP

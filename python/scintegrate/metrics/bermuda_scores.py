@@ -125,7 +125,12 @@ def entropy_score(X, batch, labels, *, k: int = 100, seed: int = 0) -> float:
 
 
 def silhouette_score(X, labels, *, metric: str = "cosine", n_pcs: int = 20, seed: int = 0, device=None) -> float:
-    """BERMUDA's silhouette: mean cell-type silhouette (cosine) on ``X`` reduced to ``n_pcs`` PCs if larger."""
+    """BERMUDA's silhouette: mean cell-type silhouette on ``X`` (reduced to ``n_pcs`` PCs if larger).
+
+    The defaults (cosine on 20 PCs) are those of BERMUDA's released evaluation script;
+    :func:`scintegrate.metrics.compute_metrics` scores the seeded 2-D UMAP instead (Euclidean), like
+    the divergence and entropy scores, as the paper's evaluation describes.
+    """
     from sklearn.decomposition import PCA
 
     X = as_embedding(X)

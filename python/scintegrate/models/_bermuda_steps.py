@@ -28,7 +28,7 @@ PAPER_MAX_EPOCHS = 2000
 PAPER_LR_STEP = 200.0
 
 
-def _work_adata(adata, batch_key: str, layer: Optional[str], genes=None):
+def _work_adata(adata, batch_key: str, layer: Optional[str]):
     """A private AnnData with the chosen matrix (float32) and only the batch column."""
     import anndata as ad
 
@@ -37,7 +37,7 @@ def _work_adata(adata, batch_key: str, layer: Optional[str], genes=None):
     var = pd.DataFrame(index=adata.var_names.copy())
     work = ad.AnnData(X=X, obs=pd.DataFrame({batch_key: adata.obs[batch_key].astype(str).to_numpy()},
                                             index=adata.obs_names.copy()), var=var)
-    return work if genes is None else work[:, list(genes)].copy()
+    return work
 
 
 def select_features(adata, *, batch_key: str, layer: Optional[str], counts: bool, n_features: int,
@@ -47,7 +47,8 @@ def select_features(adata, *, batch_key: str, layer: Optional[str], counts: bool
     if features is not None:
         missing = pd.Index(features).difference(adata.var_names)
         if len(missing):
-            raise KeyError(f"{len(missing)} requested features are not in adata.var_names, e.g. {list(missing[:3])}")
+            raise KeyError(f"{len(missing)} requested features are not in adata.var_names, "
+                           f"e.g. {list(missing[:3])}")
         return list(dict.fromkeys(str(f) for f in features))
     if not counts or adata.n_vars <= n_features:
         return [str(g) for g in adata.var_names]
@@ -196,7 +197,7 @@ def training_schedule(largest_cluster: int, params: dict) -> dict:
     lr_step = PAPER_LR_STEP if lr_step is None else float(lr_step)
     if lr_step <= 0:
         raise ValueError(f"lr_step must be positive, got {lr_step}")
-    patience = params.get("patience")
-    patience = max(5, max_epochs // 20) if patience is None else int(patience)
+    patience = params.get("patience")  # default: ~5% of the step budget, at least one epoch
+    patience = max(1, math.ceil(0.05 * params["max_steps"] / steps)) if patience is None else int(patience)
     return {"steps_per_epoch": steps, "max_epochs": max_epochs, "min_epochs": min(min_epochs, max_epochs),
             "lr_step": lr_step, "patience": patience, "ramp_epochs": max_epochs}

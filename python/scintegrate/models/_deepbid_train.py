@@ -8,9 +8,9 @@ Example
 >>> import numpy as np
 >>> from scintegrate.models._deepbid_train import estimate_n_clusters
 >>> rng = np.random.default_rng(0)
->>> z = np.concatenate([rng.normal(0, 0.1, (60, 5)), rng.normal(3, 0.1, (60, 5))])
->>> estimate_n_clusters(z, np.repeat([0, 1], 60), seed=0)[0]
-2
+>>> z = np.concatenate([rng.normal(0, 0.1, (60, 5)), rng.normal(3, 0.1, (60, 5)), rng.normal(-3, 0.1, (60, 5))])
+>>> estimate_n_clusters(z, seed=0)[0]
+3
 """
 
 from __future__ import annotations
@@ -52,6 +52,11 @@ def _reconstruction(module, data: dict, idx, hidden) -> torch.Tensor:
     return gaussian_nll(data["x"][idx], module.reconstruct(hidden)).mean()
 
 
+def _adam(params, lr: float):
+    """Adam with the fused kernel (one pass over the weights; same update, much less memory traffic)."""
+    return torch.optim.Adam(params, lr=lr, fused=True)
+
+
 def pretrain(module, data: dict, s: dict, progress: bool = True) -> Dict[str, object]:
     """Layer-wise MSE pretraining (f-h1-f, then h1-h2-h1), then the likelihood heads on the frozen AE."""
     x, n = data["x"], data["x"].shape[0]
@@ -61,7 +66,7 @@ def pretrain(module, data: dict, s: dict, progress: bool = True) -> Dict[str, ob
 
     def step1(idx, epoch):
         return {"loss": mse(module.recon(torch.tanh(module.enc1(x[idx]))), x[idx])}
-    opt = torch.optim.Adam([*module.enc1.parameters(), *module.recon.parameters()], lr=s["lr"])
+    opt = _adam([*module.enc1.parameters(), *module.recon.parameters()], s["lr"])
     hist["layer1"] = train_loop(make, step1, opt, n_epochs=s["pretrain_epochs"], progress=progress,
                                 desc="DeepBID pretrain f-500-f")
 
@@ -69,7 +74,7 @@ def pretrain(module, data: dict, s: dict, progress: bool = True) -> Dict[str, ob
         with torch.no_grad():
             h1 = torch.tanh(module.enc1(x[idx]))
         return {"loss": mse(module.decode(torch.tanh(module.enc2(h1))), h1)}
-    opt = torch.optim.Adam([*module.enc2.parameters(), *module.dec1.parameters()], lr=s["lr"])
+    opt = _adam([*module.enc2.parameters(), *module.dec1.parameters()], s["lr"])
     hist["layer2"] = train_loop(make, step2, opt, n_epochs=s["pretrain_epochs"], progress=progress,
                                 desc="DeepBID pretrain 500-300-500")
 
@@ -78,7 +83,7 @@ def pretrain(module, data: dict, s: dict, progress: bool = True) -> Dict[str, ob
 
     def step3(idx, epoch):
         return {"loss": _reconstruction(module, data, idx, hidden[idx])}
-    opt = torch.optim.Adam([p for h in heads for p in h.parameters()], lr=s["lr"])
+    opt = _adam([p for h in heads for p in h.parameters()], s["lr"])
     hist["heads"] = train_loop(make, step3, opt, n_epochs=s["pretrain_epochs"], progress=progress,
                                desc="DeepBID pretrain output heads")
     return hist
@@ -94,44 +99,25 @@ def _likelihood_heads(module, data: dict):
     return [module.mean_head, module.disp_head]
 
 
-def estimate_n_clusters(z: np.ndarray, batch: np.ndarray, resolution: float = 0.5, n_neighbors: int = 15,
-                        seed: int = 0) -> Tuple[int, str]:
-    """K when the user gives none: Leiden (``resolution``) on a kNN graph of each batch's latent cells,
-    K = the median of the per-batch cluster counts (at least 2).
+def estimate_n_clusters(z: np.ndarray, batch: np.ndarray = None, resolution: float = 0.2, n_neighbors: int = 20,
+                        n_pcs: int = 30, seed: int = 0) -> Tuple[int, str]:
+    """K when the user gives none: Leiden clusters of the pretrained latent space.
 
-    Clustering each batch on its own keeps the batch effect out of K (on the pooled pretrained space,
-    Leiden tends to split cell types by batch). Batches with < 3 * n_neighbors cells are skipped unless
-    none is larger.
+    Rule: centre ``z``, keep its top ``n_pcs`` principal components (the 300-d tanh space has hub-ridden
+    kNN graphs; its leading PCs do not), build the Seurat SNN graph (``n_neighbors``, ``pp.snn_graph``) and
+    count the Leiden clusters at ``resolution`` (``pp.cluster_graph``); K = max(2, that count).
+    ``batch`` is accepted for interface symmetry and not used: clustering the pooled cells.
     """
-    counts = []
-    levels = np.unique(batch)
-    big = [b for b in levels if (batch == b).sum() >= 3 * n_neighbors] or list(levels)
-    for b in big:
-        zb = z[batch == b]
-        if zb.shape[0] < 3:
-            continue
-        counts.append(len(np.unique(_leiden(zb, resolution, min(n_neighbors, zb.shape[0] - 1), seed))))
-    k = max(2, int(np.round(np.median(counts)))) if counts else 2
-    k = min(k, z.shape[0])
-    return k, f"leiden(resolution={resolution}, per batch, median of {counts})"
+    from .. import pp
 
-
-def _leiden(z: np.ndarray, resolution: float, n_neighbors: int, seed: int) -> np.ndarray:
-    """Leiden labels of the rows of ``z``: ``scintegrate.pp`` SNN graph when available, else scanpy."""
-    try:
-        from .. import pp
-        graph = pp.snn_graph(z, n_neighbors=n_neighbors)
-        return np.asarray(pp.cluster_graph(graph, resolution=resolution, algorithm="leiden", seed=seed))
-    except (AttributeError, ImportError):
-        pass
-    import anndata as ad
-    import scanpy as sc
-
-    tmp = ad.AnnData(X=np.zeros((z.shape[0], 1), dtype=np.float32), obsm={"z": z})
-    sc.pp.neighbors(tmp, n_neighbors=n_neighbors, use_rep="z", random_state=seed)
-    sc.tl.leiden(tmp, resolution=resolution, random_state=seed, flavor="igraph", n_iterations=2,
-                 directed=False)
-    return tmp.obs["leiden"].to_numpy()
+    z = np.asarray(z, dtype=np.float64)
+    if z.shape[0] < 3:
+        return 2, "fewer than 3 cells: K = 2"
+    scores = pp.pca(z - z.mean(0), n_comps=min(n_pcs, z.shape[1]), seed=seed)[0]
+    graph = pp.snn_graph(scores, n_neighbors=min(n_neighbors, z.shape[0] - 1), seed=seed)
+    labels = pp.cluster_graph(graph, resolution=resolution, algorithm="leiden", seed=seed, n_starts=1)
+    k = min(max(2, len(np.unique(labels))), z.shape[0])
+    return k, f"Leiden on {scores.shape[1]} PCs of the pretrained latent (SNN k={n_neighbors}, resolution={resolution})"
 
 
 def initial_centers(z: torch.Tensor, k: int, sigma, gamma, seed: int):

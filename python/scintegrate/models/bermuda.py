@@ -30,8 +30,8 @@ steps_per_epoch), 1, 2000)`` with ``max_steps = 2,000``. Lambda ramps over the w
 the paper (Eq. 9 with ``n_p = max_epochs``) and the learning rate is halved every ``lr_step = 200``
 epochs (the paper's value; on large data the budget ends before the first halving, on data with
 one step per epoch the schedule is exactly the paper's). Training stops early on a plateau of the
-total loss (``train.PlateauStopper``, relative tolerance 1e-3, patience ``max(5, max_epochs //
-20)``) but never before ``min_epochs = max_epochs / 2``, where lambda has reached 0.987. The epochs
+total loss (``train.PlateauStopper``, relative tolerance 1e-3, patience ~5% of the step budget,
+i.e. ``ceil(0.05 * max_steps / steps_per_epoch)`` epochs) but never before ``min_epochs = max_epochs / 2``, where lambda has reached 0.987. The epochs
 used are recorded (``history_``, ``params["epochs_used"]``). Compressing the paper's *proportional*
 learning-rate decay (``max_epochs / 10``) into this budget was tried and rejected: the rate decays
 before the autoencoder has learned its codes, which then shrink under the MMD term.
@@ -97,7 +97,7 @@ class BERMUDA(SavableModel):
     max_steps, max_epochs, min_epochs, lr_step, patience, rel_tol
         Schedule; ``None`` derives ``max_epochs`` / ``min_epochs`` from ``max_steps`` (module
         docstring); ``lr_step=None`` is the paper's 200 epochs; ``patience`` and ``rel_tol`` configure
-        the plateau stop (``patience=None``: ``max(5, max_epochs // 20)``).
+        the plateau stop (``patience=None``: ``ceil(0.05 * max_steps / steps_per_epoch)`` epochs).
     seed, device, progress
         Seed of clustering, initialisation and sampling; ``"auto" | "cpu" | "cuda"``; tqdm bar.
     """
@@ -290,7 +290,8 @@ class BERMUDA(SavableModel):
         self.features_, self.batches_ = e["features"].tolist(), e["batches"].tolist()
         self.scaling_ = BermudaScaling(batches=self.batches_, mean=e["scaling_mean"], sd=e["scaling_sd"],
                                        zmin=e["scaling_zmin"], zmax=e["scaling_zmax"])
-        self.cluster_names_, self.similarity_, self.matches_ = e["cluster_names"].tolist(), e["similarity"], e["matches"]
+        self.cluster_names_ = e["cluster_names"].tolist()
+        self.similarity_, self.matches_ = e["similarity"], e["matches"]
         i, j = np.nonzero(np.triu(self.matches_, k=1))
         self.cluster_pairs_ = [(self.cluster_names_[a], self.cluster_names_[b]) for a, b in zip(i, j)]
         self.cluster_labels_ = e["cluster_labels"].astype(object)

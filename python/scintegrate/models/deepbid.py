@@ -59,7 +59,7 @@ class DeepBID(SavableModel):
                  kappa2: float = 100.0, sigma: Optional[float] = 1.0, gamma="auto", alpha: float = 1.0,
                  pretrain_epochs: int = 20, cluster_epochs: int = 20, batch_size: int = 128,
                  lr: Optional[float] = None, cluster_lr: Optional[float] = None, likelihood: str = "auto",
-                 n_top_genes: int = 1000, min_cells: int = 3, resolution: float = 0.5, tol: float = 1e-3,
+                 n_top_genes: int = 1000, min_cells: int = 3, resolution: float = 0.2, tol: float = 1e-3,
                  seed: int = 0, device: str = "auto", progress: bool = True):
         if n_clusters is not None and int(n_clusters) < 2:
             raise ValueError(f"n_clusters must be >= 2 (or None to estimate it), got {n_clusters}")

@@ -55,6 +55,8 @@ from scipy.stats import rankdata
 METHODS = ("auto", "exact", "fast")
 #: largest number of cells for which ``method="auto"`` builds the quadratic exact network
 EXACT_MAX_CELLS = 3000
+#: cells ranked at a time (bounds the memory of sorting a large sparse matrix)
+RANK_CHUNK = 10000
 
 
 def rank_standardize(X) -> Tuple[object, np.ndarray]:
@@ -71,10 +73,10 @@ def rank_standardize(X) -> Tuple[object, np.ndarray]:
     -1.0
     """
     if sp.issparse(X):
-        X = sp.csr_matrix(X, dtype=np.float64, copy=True)
-        X.eliminate_zeros()
-        if X.nnz == 0 or X.data.min() > 0:
-            return _rank_standardize_sparse(X)
+        X = sp.csr_matrix(X)
+        if X.nnz == 0 or X.data.min() >= 0:  # row chunks bound the memory of the sort
+            parts = [_rank_standardize_sparse(X[i:i + RANK_CHUNK]) for i in range(0, X.shape[0], RANK_CHUNK)]
+            return sp.vstack([d for d, _ in parts], format="csr"), np.concatenate([b for _, b in parts])
         X = X.toarray()
     X = np.asarray(X, dtype=np.float64)
     centred = rankdata(X, axis=1) - (X.shape[1] + 1) / 2.0
@@ -86,6 +88,8 @@ def rank_standardize(X) -> Tuple[object, np.ndarray]:
 
 def _rank_standardize_sparse(X: sp.csr_matrix) -> Tuple[sp.csr_matrix, np.ndarray]:
     """Sparse rank standardisation: zeros tie at the bottom, non-zeros ranked within their row."""
+    X = sp.csr_matrix(X, dtype=np.float64, copy=True)
+    X.eliminate_zeros()
     n, G = X.shape
     nnz_row = np.diff(X.indptr)
     n_zero = (G - nnz_row).astype(np.float64)
