@@ -37,7 +37,7 @@ from scintegrate.metrics import ari, compute_metrics, nmi
 RESULTS = Path(__file__).resolve().parent / "results"
 ALL_SETS = ["mixology_3cl", "dendritic_preprocessed", "pbmc_10x_chemistries", "pancreas_baron_donors",
             "pbmc_kang_ctrl_donors"]
-ABLATIONS = {"default": {}, "kappa2=0": {"kappa2": 0.0}, "kappa1=0": {"kappa1": 0.0}}
+ABLATIONS = {"default": {}, "kappa2=0": {"kappa2": 0.0}, "kappa2=1": {"kappa2": 1.0}, "kappa1=0": {"kappa1": 0.0}}
 
 
 def run_deepbid(adata, seed: int = 0, **params) -> dict:
@@ -133,8 +133,9 @@ def part_ablations(out: dict, args) -> None:
         row = {}
         for label, params in ABLATIONS.items():
             res = run_deepbid(adata, args.seed, n_clusters=k, **params)
-            res.pop("_model")
+            model = res.pop("_model")
             row[label] = {key: res[key] for key in ("ari", "nmi", "n_clusters", "ari_per_epoch", "wall_s")}
+            row[label]["scib"] = _scib(model.embed(), adata, None, args.seed)
         section[name] = row
         print(name, {label: round(r["ari"], 3) for label, r in row.items()})
         _write(out)
@@ -174,8 +175,9 @@ def _markdown(out: dict) -> str:
     if "ablations" in out:
         lines += ["| data | " + " | ".join(ABLATIONS) + " |", "|---|" + "---|" * len(ABLATIONS)]
         for name, row in out["ablations"].items():
-            lines.append(f"| {name} | " + " | ".join(f"ARI {row[a]['ari']:.3f} (K={row[a]['n_clusters']})"
-                                                     for a in ABLATIONS) + " |")
+            lines.append(f"| {name} | " + " | ".join(
+                f"ARI {row[a]['ari']:.3f}, K={row[a]['n_clusters']}, batch {_f(row[a]['scib'].get('batch_score'))}, "
+                f"overall {_f(row[a]['scib'].get('overall'))}" for a in ABLATIONS if a in row) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -34,11 +34,13 @@
 #'     further `reducedDims`, extra gene-level matrices as assays; the run record (method,
 #'     parameters, seed, device, package versions, training history) in `metadata(x)$scintegrate[[name]]`.
 #'   * Seurat: a DimReduc `x[[name]]` with key `paste0(method, "_")` (or `paste0(name, "_")` when
-#'     another reduction has that key already); per-cell outputs as
-#'     `meta.data` columns; the run record in `x@misc$scintegrate[[name]]` and in the DimReduc's
-#'     `misc$scintegrate`.
+#'     another reduction has that key already); per-cell outputs as `meta.data` columns, other
+#'     per-cell matrices in the DimReduc's `misc$obsm`, extra gene-level matrices as new assays (e.g.
+#'     DeepBID's `"deepbid_denoised"`, in the `data` slot); the run record in
+#'     `x@misc$scintegrate[[name]]` and in the DimReduc's `misc$scintegrate`.
 #'   * matrix: a cells x d matrix (row names = cell names) with the record in
-#'     `attr(, "scintegrate")` and per-cell outputs in `attr(, "cellData")` (a data.frame).
+#'     `attr(, "scintegrate")`, per-cell outputs in `attr(, "cellData")` (a data.frame) and other
+#'     per-cell / gene-level matrices in `attr(, "obsm")` / `attr(, "layers")`.
 #'
 #' @seealso [integrationMetrics()] to score the result, [simulateBatches()] for example data,
 #'   [installPython()] to set up the Python side.
@@ -106,7 +108,11 @@ integrateBatches.Seurat <- function(x, method = "bermuda", batch = "batch", ...,
   x[[res$name]] <- SeuratObject::CreateDimReducObject(embeddings = embedding, key = key, assay = assay,
                                                       misc = misc)
   if (length(res$obs)) x <- SeuratObject::AddMetaData(x, as.data.frame(res$obs))
-  for (layer in names(res$layers)) x[[layer]] <- SeuratObject::CreateAssayObject(data = res$layers[[layer]])
+  for (layer in names(res$layers)) {
+    extra <- SeuratObject::CreateAssayObject(data = res$layers[[layer]])
+    SeuratObject::Key(extra) <- paste0(gsub("[^[:alnum:]]", "", layer), "_")
+    x[[layer]] <- extra
+  }
   x@misc$scintegrate[[res$name]] <- res$record
   x
 }
@@ -163,6 +169,11 @@ integrateBatches.default <- function(x, method = "bermuda", batch = "batch", ...
   }
   if (!is.character(device) || length(device) != 1L) stop("device must be \"auto\", \"cpu\" or \"cuda\"", call. = FALSE)
   params <- .pyParams(params)
+  reserved <- intersect(names(params), c("batch_key", "key_added", "layer", "copy"))
+  if (length(reserved)) {
+    stop(sprintf("%s cannot be passed in ...: integrateBatches() sets it (use batch =, name = or assay =)",
+                 paste(reserved, collapse = ", ")), call. = FALSE)
+  }
   if (is.null(params$progress)) params$progress <- FALSE
   defaultName <- .pyCheckMethod(method)
   if (is.null(name)) name <- if (upper) toupper(defaultName) else tolower(defaultName)

@@ -200,7 +200,9 @@ def test_centroid_assignment_of_unclustered_cells(small):
     chosen = np.flatnonzero(np.arange(small.n_obs) % 3 == 0)  # a third of the cells carry labels
     labels = np.empty(small.n_obs, dtype=object)
     labels[chosen] = truth[chosen]
-    _assign_rest(labels, batch, chosen, X_log)
+    from scintegrate.tools import rank_standardize
+
+    _assign_rest(labels, batch, chosen, rank_standardize(X_log))
     rest = np.setdiff1d(np.arange(small.n_obs), chosen)
     accuracy = np.mean(labels[rest] == truth[rest])
     # independent yardstick: a 15-NN classifier on 20 PCs of the same log values, per batch
@@ -289,6 +291,15 @@ def test_device_resolution(monkeypatch):
     with pytest.raises(RuntimeError, match="CUDA is not available"):
         BERMUDA(device="cuda")
     assert BERMUDA(device="auto").device.type == "cpu"
+
+
+def test_progress_bar_on_and_off(small, capsys):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        BERMUDA(cluster_key="given", **{**FAST, "max_steps": 3, "progress": True}).fit(small)
+        assert "BERMUDA" in capsys.readouterr().err
+        BERMUDA(cluster_key="given", **{**FAST, "max_steps": 3}).fit(small)
+        assert "BERMUDA" not in capsys.readouterr().err
 
 
 def test_unfitted_model_errors():

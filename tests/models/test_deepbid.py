@@ -120,7 +120,7 @@ def test_prepare_inputs_non_counts_switch_to_gaussian_and_nb_is_refused():
 
 
 # ---------------------------------------------------------------- the model
-def test_fit_outputs_and_integrate_api(counts):
+def test_fit_outputs_and_integrate_api(counts, tmp_path):
     a = counts.copy()
     si.integrate(a, method="deepbid", seed=0, device="cpu", progress=False, n_clusters=3,
                  **{k: v for k, v in FAST.items() if k not in ("progress", "device")})
@@ -140,6 +140,9 @@ def test_fit_outputs_and_integrate_api(counts):
     other = np.setdiff1d(np.arange(a.n_vars), cols)
     assert den[:, other].nnz == 0
     assert info["likelihood"] == "nb" and info["n_clusters"] == 3 and info["k_rule"] == "given"
+    assert set(info["timing_s"]) == {"prepare", "pretrain", "choose_k", "cluster"}
+    a.write_h5ad(tmp_path / "out.h5ad")  # everything stored is serialisable
+    assert ad.read_h5ad(tmp_path / "out.h5ad").obsm["deepbid_soft"].shape == (a.n_obs, 3)
 
 
 def test_same_seed_same_result_on_cpu(counts):
@@ -190,6 +193,8 @@ def test_bad_k_is_refused(counts):
         DeepBID(n_clusters=1)
     with pytest.raises(ValueError, match="batch_size must be >= 2"):
         DeepBID(batch_size=1)
+    with pytest.raises(ValueError, match="gamma must be 'auto' or a positive number"):
+        DeepBID(gamma=0)
 
 
 def test_last_minibatch_of_one_cell_a_one_cell_batch_and_zero_genes(counts):
@@ -203,3 +208,12 @@ def test_last_minibatch_of_one_cell_a_one_cell_batch_and_zero_genes(counts):
     assert model.embed().shape == (129, 8) and np.isfinite(model.embed()).all()
     assert not set(a.var_names[:3]) & set(model.params["genes"])
     assert model.params["batch_levels"][-1] == "lonely"
+
+
+@pytest.mark.slow
+def test_mixology_cell_lines_with_automatic_k(shared_data):
+    """Quality: three lung-cancer cell lines across CEL-seq2 / Drop-seq (paper ARI 0.991)."""
+    a = ad.read_h5ad(shared_data / "mixology_3cl.h5ad")
+    model = DeepBID(seed=0, device="cpu", progress=False).fit(a)
+    assert model.params["n_clusters_"] == 3
+    assert si.metrics.ari(a.obs["cell_type"].astype(str), model.cluster()) >= 0.95

@@ -30,6 +30,8 @@ test_that("bad matrices, classes, parameters and names are rejected", {
   expect_error(integrateBatches(dup, method = "pca", batch = d$batch), "cell names .* not unique \\(e.g. c1\\)")
   expect_error(integrateBatches(data.frame(a = 1:3)), "not an object of class 'data.frame'")
   expect_error(integrateBatches(d$counts, method = "pca", batch = d$batch, 5), "must be named")
+  expect_error(integrateBatches(d$counts, method = "pca", batch = d$batch, batch_key = "b"),
+               "batch_key cannot be passed in ...: integrateBatches\\(\\) sets it")
   expect_error(integrateBatches(d$counts, method = c("pca", "bermuda"), batch = d$batch), "method must be a single")
   expect_error(integrateBatches(d$counts, method = "pca", batch = d$batch, seed = 1.5), "seed must be a single whole")
   expect_error(integrateBatches(rSce(), method = "pca", assay = "logcounts"),

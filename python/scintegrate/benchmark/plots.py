@@ -233,7 +233,7 @@ def plot_umap_grid(
     order = rng.permutation(len(cells))  # no batch painted systematically on top
     batch, labels = batch[cells], labels[cells]
     colors = {"batch": _palette(list(pd.unique(batch)), "Dark2"), "label": _palette(_natural_sort(pd.unique(labels)))}
-    size = float(np.clip(30_000 / len(cells), 0.5, 12))
+    size = float(np.clip(12_000 / len(cells), 0.5, 8))
     fig = _new_figure(7.6, 3.3 * len(rows) + 0.4)
     axes = fig.subplots(len(rows), 2, squeeze=False)
     for r, (title, X) in enumerate(matrices.items()):

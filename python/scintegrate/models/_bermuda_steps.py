@@ -60,7 +60,7 @@ def select_features(adata, *, batch_key: str, layer: Optional[str], counts: bool
 
 
 def cluster_batches(adata, *, batch_key: str, layer: Optional[str], counts: bool, params: dict,
-                    X_features=None) -> np.ndarray:
+                    ranked=None) -> np.ndarray:
     """Per-cell cluster labels ``"<batch>|<cluster>"``, each batch clustered on its own.
 
     ``params["cluster_key"]`` names an ``obs`` column of given clusters; otherwise
@@ -71,7 +71,8 @@ def cluster_batches(adata, *, batch_key: str, layer: Optional[str], counts: bool
 
     A batch with more than ``params["cluster_max_cells"]`` cells is clustered on a seeded random
     subsample of that size; its other cells join the cluster whose centroid they correlate with
-    best (Spearman on ``X_features``, the BERMUDA genes; scmap-cluster's assignment rule).
+    best (Spearman on the BERMUDA genes, scmap-cluster's rule; ``ranked`` is
+    ``tools.rank_standardize`` of those genes).
     """
     batch = adata.obs[batch_key].astype(str).to_numpy()
     key = params.get("cluster_key")
@@ -97,7 +98,7 @@ def cluster_batches(adata, *, batch_key: str, layer: Optional[str], counts: bool
             rows = chosen[batch[chosen] == level]
             labels[rows] = _cluster_log_data(X[rows], params).astype(str)
     if chosen.size < adata.n_obs:
-        _assign_rest(labels, batch, chosen, X_features)
+        _assign_rest(labels, batch, chosen, ranked)
     return _prefixed(batch, labels)
 
 
@@ -117,12 +118,15 @@ def _subsample_per_batch(batch: np.ndarray, max_cells: Optional[int], seed: int)
     return np.sort(np.concatenate(keep))
 
 
-def _assign_rest(labels: np.ndarray, batch: np.ndarray, chosen: np.ndarray, X_features) -> None:
-    """Give every unclustered cell the cluster of its batch with the most correlated centroid."""
-    from ..tools import rank_standardize
+def _assign_rest(labels: np.ndarray, batch: np.ndarray, chosen: np.ndarray, ranked) -> None:
+    """Give every unclustered cell the cluster of its batch with the most correlated centroid.
 
-    if X_features is None:
-        raise ValueError("subsampled clustering needs the feature matrix to assign the other cells")
+    ``ranked = (D, b)`` from ``tools.rank_standardize``: cell i's standardised ranks are D[i] + b[i].
+    """
+    if ranked is None:
+        raise ValueError("subsampled clustering needs the rank-standardised features to assign the other cells")
+    D, b = ranked
+    D = D.tocsr() if sp.issparse(D) else np.asarray(D)
     is_chosen = np.zeros(batch.size, dtype=bool)
     is_chosen[chosen] = True
     for level in pd.unique(batch):
@@ -131,16 +135,13 @@ def _assign_rest(labels: np.ndarray, batch: np.ndarray, chosen: np.ndarray, X_fe
         if rest.size == 0:
             continue
         names, codes = np.unique(labels[done].astype(str), return_inverse=True)
-        D, b = rank_standardize(X_features[done])
         onehot = sp.csr_matrix((np.ones(done.size), (codes, np.arange(done.size))), shape=(names.size, done.size))
-        centroids = np.asarray(onehot @ D if not sp.issparse(D) else (onehot @ D).toarray()).T
-        centroids = centroids + (onehot @ b)[None, :]  # genes x clusters, sums of standardised cells
+        summed = onehot @ D[done]
+        summed = summed.toarray() if sp.issparse(summed) else np.asarray(summed)
+        centroids = summed.T + (onehot @ b[done])[None, :]  # genes x clusters
         centroids /= np.maximum(np.linalg.norm(centroids, axis=0, keepdims=True), 1e-12)
-        for start in range(0, rest.size, 20000):
-            part = rest[start:start + 20000]
-            Dr, br = rank_standardize(X_features[part])
-            sim = np.asarray(Dr @ centroids) + np.outer(br, centroids.sum(axis=0))
-            labels[part] = names[np.argmax(sim, axis=1)]
+        sim = np.asarray(D[rest] @ centroids) + np.outer(b[rest], centroids.sum(axis=0))
+        labels[rest] = names[np.argmax(sim, axis=1)]
 
 
 def _cluster_log_data(X, params: dict) -> np.ndarray:
@@ -157,7 +158,8 @@ def _cluster_log_data(X, params: dict) -> np.ndarray:
     return cluster_graph(G, resolution=params["resolution"], seed=params["seed"])
 
 
-def similar_cluster_pairs(X_log, batch: np.ndarray, clusters: np.ndarray, threshold: float, method: str):
+def similar_cluster_pairs(X_log, batch: np.ndarray, clusters: np.ndarray, threshold: float, method: str,
+                          ranked=None):
     """MetaNeighborUS similarity and BERMUDA's matches; warns about clusters that match nothing.
 
     Returns ``(names, cluster_codes, similarity, matches, pairs)`` where ``cluster_codes`` index
@@ -165,7 +167,7 @@ def similar_cluster_pairs(X_log, batch: np.ndarray, clusters: np.ndarray, thresh
     """
     from ..tools import cluster_pairs, match_clusters, metaneighbor_us, unmatched_clusters
 
-    similarity, names = metaneighbor_us(X_log, batch, clusters, method=method)
+    similarity, names = metaneighbor_us(X_log, batch, clusters, method=method, ranked=ranked)
     codes = pd.Index(names).get_indexer(clusters)
     cluster_batch = np.empty(len(names), dtype=object)
     cluster_batch[codes] = batch

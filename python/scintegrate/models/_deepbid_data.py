@@ -1,8 +1,10 @@
 """DeepBID's input preparation (the paper's scanpy preprocessing, per batch) and its choice of K.
 
-Counts (``likelihood="nb"``): in every batch drop genes seen in < ``min_cells`` cells, normalise each cell to
-1e4, log1p, keep the batch's top ``n_top_genes`` HVGs (scanpy ``flavor="seurat"``); the union of the HVGs over
-batches is the gene set (a gene dropped in a batch is 0 there, as the authors' outer-join concatenation gives).
+Counts (``likelihood="nb"``): normalise each cell to 1e4 and log1p; in every batch drop genes seen in
+< ``min_cells`` of its cells and keep the batch's top ``n_top_genes`` HVGs (scanpy ``flavor="seurat"``); the
+union of the HVGs over batches is the gene set. (The authors' script filters genes per batch *before*
+normalising and zero-fills them in an outer join; here a gene filtered in one batch keeps its small values
+there, which also keeps a batch of one or two cells from being zeroed out.)
 The network sees these log values standardised per gene (clipped to ±10, as the public script z-scores its
 input); the raw counts of the same genes and the library-size factors s_i = total_i / median(total) feed the
 NB term.
@@ -89,29 +91,22 @@ def _log_normalize(counts: sp.csr_matrix, scale: float = 1e4) -> sp.csr_matrix:
     return scaled.log1p().tocsr()
 
 
-def _per_batch_log_matrix(X: sp.csr_matrix, batch: np.ndarray, n_levels: int, genes: np.ndarray,
-                          min_cells: int, n_top: int, is_counts: bool):
-    """Per batch: filter genes, (normalise + log1p when counts), HVGs. Returns (log matrix, union HVG names)."""
-    pieces, hvg_union = [], set()
+def _log_matrix_and_batch_hvgs(X: sp.csr_matrix, batch: np.ndarray, n_levels: int, genes: np.ndarray,
+                               min_cells: int, n_top: int, is_counts: bool):
+    """log1p(1e4-normalised) values (counts) or the values as given, and the union of per-batch HVGs.
+
+    In every batch with >= ``MIN_CELLS_FOR_HVG`` cells, genes seen in < ``min_cells`` of its cells are left
+    out of that batch's HVG choice. The values themselves are normalised per cell over all genes (not
+    zeroed where a batch filtered a gene), so a tiny batch keeps its expression.
+    """
+    logx = _log_normalize(X) if is_counts else X.astype(np.float32)
+    hvg_union = set()
     for b in range(n_levels):
         rows = np.flatnonzero(batch == b)
-        sub = X[rows]
-        keep = np.asarray((sub > 0).sum(0)).ravel() >= min_cells
-        sub = sub[:, keep]
-        sub = _log_normalize(sub) if is_counts else sub.astype(np.float32)
+        keep = np.asarray((X[rows] > 0).sum(0)).ravel() >= min_cells
         if rows.size >= MIN_CELLS_FOR_HVG and keep.any():
-            hvg_union.update(_hvgs(sub, genes[keep], n_top))
-        pieces.append((rows, _expand(sub, keep, X.shape[1])))
-    logx = sp.vstack([p[1] for p in pieces]).tocsr()
-    order = np.argsort(np.concatenate([p[0] for p in pieces]), kind="stable")
-    return logx[order], hvg_union
-
-
-def _expand(sub: sp.csr_matrix, keep: np.ndarray, n_genes: int) -> sp.csr_matrix:
-    """Put the kept columns back at their positions (zeros elsewhere)."""
-    cols = np.flatnonzero(keep)
-    sub = sub.tocoo()
-    return sp.csr_matrix((sub.data, (sub.row, cols[sub.col])), shape=(sub.shape[0], n_genes), dtype=np.float32)
+            hvg_union.update(_hvgs(logx[rows][:, keep], genes[keep], n_top))
+    return logx, hvg_union
 
 
 def prepare_inputs(adata, batch_key: str = "batch", *, layer: Optional[str] = None, n_top_genes: int = 1000,
@@ -123,10 +118,14 @@ def prepare_inputs(adata, batch_key: str = "batch", *, layer: Optional[str] = No
     batch = pd.Categorical(adata.obs[batch_key].astype(str), categories=levels).codes.astype(np.int64)
     genes = np.asarray(adata.var_names.astype(str))
     is_counts = is_count_matrix(X)
-    logx, hvg = _per_batch_log_matrix(X, batch, len(levels), genes, min_cells, n_top_genes, is_counts)
+    logx, hvg = _log_matrix_and_batch_hvgs(X, batch, len(levels), genes, min_cells, n_top_genes, is_counts)
+    if not hvg:  # every batch too small for its own HVGs: choose them on the pooled cells
+        expressed = np.asarray((X > 0).sum(0)).ravel() >= min_cells
+        if expressed.any() and X.shape[0] >= 3:
+            hvg = set(_hvgs(logx[:, expressed], genes[expressed], n_top_genes))
     if not hvg:
-        raise ValueError(f"no gene is expressed in >= {min_cells} cells of a batch with >= {MIN_CELLS_FOR_HVG} "
-                         "cells; nothing to train on (lower min_cells or check the input)")
+        raise ValueError(f"no gene is expressed in >= {min_cells} cells; nothing to train on "
+                         "(lower min_cells or check the input)")
     cols = np.flatnonzero(np.isin(genes, list(hvg)))
     dense = logx[:, cols].toarray()
     mean, std = dense.mean(0), dense.std(0)

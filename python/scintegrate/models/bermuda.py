@@ -12,7 +12,7 @@ Pipeline of :meth:`BERMUDA.fit` (defaults from the paper and its code, txWang/BE
    scaling is applied to each minibatch;
 3. clusters: each batch separately, Seurat-style (log-normalise, HVGs, scale, 20 PCs, SNN graph,
    Louvain at resolution 0.6 as in BERMUDA's R script) via ``pp.find_clusters(batch_key=...)``;
-   a batch of more than ``cluster_max_cells`` (10,000) cells is clustered on a random subsample
+   a batch of more than ``cluster_max_cells`` (5,000) cells is clustered on a random subsample
    and its other cells join the cluster centroid they correlate with best (for speed);
 4. cluster similarity: MetaNeighborUS AUROCs (:func:`scintegrate.tools.metaneighbor_us`; exact up
    to 3,000 cells, the linear-cost ``fast_version`` above) and Eqs. 3-5
@@ -63,6 +63,7 @@ import scipy.sparse as sp
 
 from .._device import resolve_device, seeded, torch_generator
 from .._validation import check_adata, get_matrix, is_count_matrix
+from ..tools import rank_standardize
 from ._base import SavableModel
 from ._bermuda_steps import cluster_batches, select_features, similar_cluster_pairs, training_schedule
 
@@ -83,7 +84,9 @@ class BERMUDA(SavableModel):
         ``obs`` column with given clusters (used per batch instead of clustering).
     cluster_max_cells
         Batches larger than this are clustered on a random subsample of this size and the other
-        cells assigned to the best-correlated cluster centroid (``None``: always all cells).
+        cells assigned to the best-correlated cluster centroid (``None``: always all cells). For
+        speed on large data: Seurat's chain is the costliest stage after training, and Louvain
+        splits big batches into more clusters, each adding ``n_mb`` cells to every step.
     similarity_threshold
         S_thr in [0, 1] (paper: 0.90; recommends 0.85-0.90).
     metaneighbor_method
@@ -111,7 +114,7 @@ class BERMUDA(SavableModel):
         n_neighbors: int = 30,
         n_pcs: int = 20,
         cluster_key: Optional[str] = None,
-        cluster_max_cells: Optional[int] = 10000,
+        cluster_max_cells: Optional[int] = 5000,
         similarity_threshold: float = 0.90,
         metaneighbor_method: str = "auto",
         hidden: int = 200,
@@ -161,17 +164,19 @@ class BERMUDA(SavableModel):
         features = select_features(adata, batch_key=batch_key, layer=layer, counts=counts,
                                    n_features=p["n_features"], features=p["features"])
         X_log, codes, batches, scaling = _prepare_input(adata, batch_key, layer, features, counts)
+        ranked = rank_standardize(X_log)  # gene ranks per cell: MetaNeighbor and cluster assignment
         timings["preprocessing"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
         clusters = cluster_batches(adata, batch_key=batch_key, layer=layer, counts=counts, params=p,
-                                   X_features=X_log)
+                                   ranked=ranked)
         timings["clustering"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
         names, cluster_codes, similarity, matches, pairs = similar_cluster_pairs(
             X_log, adata.obs[batch_key].astype(str).to_numpy(), clusters, p["similarity_threshold"],
-            p["metaneighbor_method"])
+            p["metaneighbor_method"], ranked=ranked)
+        del ranked
         timings["metaneighbor"] = time.perf_counter() - t0
 
         self.features_, self.batches_, self.scaling_ = list(features), list(batches), scaling

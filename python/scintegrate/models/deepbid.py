@@ -1,5 +1,12 @@
 """DeepBID: NB autoencoder + robust deep fuzzy k-means + two KL losses (Qin, Zhang et al., Adv. Sci. 2024).
 
+Input (``_deepbid_data``): the paper's scanpy recipe per batch (genes in >= 3 cells, 1e4 normalisation, log1p,
+top 1,000 HVGs per batch, union); the network sees the log values z-scored per gene; the NB term sees the raw
+counts of the same genes. Library size: mu_ij = s_i exp(W_mu D)_ij with s_i = total count of cell i / median
+(DCA / scDeepCluster, which the authors credit; their script passes no size factor). Non-count input
+(``likelihood="auto"`` on log-normalised values, or ``"gaussian"``) swaps the NB term for 1/2 squared error on
+the z-scored values; ``likelihood="nb"`` on non-counts is an error (values are never rounded).
+
 Training, every phase through :func:`scintegrate.train.train_loop`:
 
 1. layer-wise pretraining with MSE, Adam, minibatch 128, ``pretrain_epochs`` (20) each: f-500-f, then
@@ -7,23 +14,30 @@ Training, every phase through :func:`scintegrate.train.train_loop`:
    autoencoder (so the likelihood term starts from a fitted decoder, not random heads);
 2. K: ``n_clusters`` if given, else Leiden on the pretrained latent space (rule in :func:`estimate_n_clusters`);
    centres from k-means (``n_init=10``) on the latent space, refined by the fuzzy updates (Eqs. 13-14);
-3. clustering phase, SGD, ``cluster_epochs`` (20): per minibatch
+3. clustering phase, SGD, ``cluster_epochs`` (20): per minibatch of m cells
    L = L_rec + lam1 L_A + lam2 L_O / m + kappa1 KL1 + kappa2 KL2     (Eq. 11)
-   with L_rec the NB negative log-likelihood (mean per entry; Gaussian/MSE for non-count input), L_A the
-   adaptive fuzzy k-means loss with P and C fixed, L_O the squared weights, KL1 the within-batch Student-t
-   self-training term, KL2 the differentiable batch-proportion term; after each epoch C and P are updated in
-   closed form (Eqs. 13-14) on the whole latent space. Stops early when fewer than ``tol`` of the cells change
-   cluster between epochs (``tol=0`` runs every epoch).
+   with L_rec the NB negative log-likelihood (mean per entry, as the script's NBLoss), L_A the adaptive fuzzy
+   k-means loss with P and C held fixed, L_O the squared weights, KL1 the within-batch Student-t self-training
+   term (summed over cells), KL2 the batch-proportion term (differentiable through P(z)); after each epoch C
+   and P are updated in closed form (Eqs. 13-14) on the whole latent space. Stops early once fewer than
+   ``tol`` of the cells changed cluster for 3 epochs running (``tol=0`` runs every epoch).
 
 Defaults follow the paper: lam1 = 5, lam2 = 0.01 and lr = 1e-3 below 10,000 cells; lam1 = 1, lam2 = 1e-4 and
-lr = 1e-5 at or above; kappa1 = 0.01, kappa2 = 100; sigma = gamma = 1 (public script).
+lr = 1e-5 at or above (pretraining and clustering alike unless ``cluster_lr`` is given); kappa1 = 0.01,
+kappa2 = 100; sigma = 1 (public script). gamma (entropy weight of P) is "auto": the public script's gamma = 1
+merges all centres into one on our latent scale (entropic fuzzy k-means above its critical temperature), so
+gamma is set from the latent distances at initialisation (see :func:`initial_centers`).
 
 Deliberate departures from the public script (github shaoqiangzhang/DeepBID): KL2 is a differentiable tensor
 (the script's ``cul_batch_kl`` returns ``.item()``, so KL2 never trained anything); the NB heads sit on the same
 autoencoder and use the raw counts with library-size factors (the script fits a separate network to z-scored
 values without size factors); the reconstruction term is kept (the script overwrites it); KL1 compares cells of
 the same batch in the latent space (as the paper states; the script uses all cells' reconstructions); K is
-estimated instead of read from the true labels.
+estimated instead of read from the true labels; the IRLS weight d_jk keeps the square of Eq. 3's denominator.
+
+Caveat (measured, see ``benchmarks/results/deepbid_paper.md``): KL2 asks every cluster to hold the batches in
+their global proportions. Where a cell type exists in one batch only (DC: types 1 and 4), a working KL2 at
+kappa2 = 100 mixes those types; ``kappa2=0`` keeps them apart.
 
 Example
 -------
@@ -43,7 +57,7 @@ import numpy as np
 
 from ._base import SavableModel
 from ._deepbid_data import prepare_inputs, transform_new
-from ._deepbid_train import fit_clusters, pretrain, estimate_n_clusters  # noqa: F401  (re-exported)
+from ._deepbid_train import estimate_n_clusters, fit_clusters, pretrain
 
 LARGE_N = 10_000
 
@@ -65,6 +79,8 @@ class DeepBID(SavableModel):
             raise ValueError(f"n_clusters must be >= 2 (or None to estimate it), got {n_clusters}")
         if batch_size < 2:
             raise ValueError(f"batch_size must be >= 2, got {batch_size}")
+        if not (gamma == "auto" or (isinstance(gamma, (int, float)) and gamma > 0)):
+            raise ValueError(f"gamma must be 'auto' or a positive number, got {gamma!r}")
         self.params = dict(n_clusters=n_clusters, hidden=list(hidden), lam1=lam1, lam2=lam2, kappa1=kappa1,
                            kappa2=kappa2, sigma=sigma, gamma=gamma, alpha=alpha, pretrain_epochs=pretrain_epochs,
                            cluster_epochs=cluster_epochs, batch_size=batch_size, lr=lr, cluster_lr=cluster_lr,
@@ -75,38 +91,37 @@ class DeepBID(SavableModel):
 
     # ------------------------------------------------------------------ fitting
     def fit(self, adata, batch_key: str = "batch", layer: Optional[str] = None) -> "DeepBID":
-        """Preprocess, pretrain, choose K, train the clustering phase."""
-        import torch
-
+        """Preprocess, pretrain, choose K, train the clustering phase. Phase times: ``history["timing_s"]``."""
         from .._device import resolve_device, seeded
         from .._validation import check_adata
         from ..modules.deepbid import DeepBIDNet
 
         check_adata(adata, batch_key, layer=layer, min_batches=1)
-        p = self.params
+        p, clock = self.params, _Clock()
         k = p["n_clusters"]
         if k is not None and k > adata.n_obs:
             raise ValueError(f"n_clusters={k} is larger than the number of cells ({adata.n_obs})")
         inputs = prepare_inputs(adata, batch_key, layer=layer, n_top_genes=p["n_top_genes"],
                                 min_cells=p["min_cells"], likelihood=p["likelihood"])
+        clock.lap("prepare")
         settings = self._resolved_settings(adata.n_obs)
         self.device = resolve_device(self.device_name)
         with seeded(p["seed"]):
             self.module = DeepBIDNet(len(inputs.genes), p["hidden"]).to(self.device)
         data = _to_tensors(inputs, self.device)
         self.history = {"pretrain": pretrain(self.module, data, settings, progress=self.progress)}
-        z = _encode(self.module, data["x"])
+        clock.lap("pretrain")
+        rule = "given"
         if k is None:
-            k, rule = estimate_n_clusters(z.cpu().numpy(), inputs.batch, resolution=p["resolution"],
-                                          seed=p["seed"])
-        else:
-            rule = "given"
+            k, rule = estimate_n_clusters(_encode(self.module, data["x"]).cpu().numpy(),
+                                          resolution=p["resolution"], seed=p["seed"])
+        clock.lap("choose_k")
         result = fit_clusters(self.module, data, int(k), settings, progress=self.progress)
-        self.history.update(cluster=result["history"], label_trace=result["label_trace"])
+        clock.lap("cluster")
+        self.history.update(cluster=result["history"], label_trace=result["label_trace"], timing_s=clock.laps)
         self.params.update(n_input=len(inputs.genes), genes=inputs.genes, batch_levels=inputs.batch_levels,
                            batch_key=batch_key, likelihood_=inputs.likelihood, n_clusters_=int(k), k_rule=rule,
-                           gamma_=result["gamma"],
-                           settings_=settings)
+                           gamma_=result["gamma"], settings_=settings)
         self.extras = {"centers": result["centers"].cpu().numpy(), "gene_mean": inputs.gene_mean,
                        "gene_std": inputs.gene_std, "soft": result["p"].cpu().numpy(),
                        "latent": _encode(self.module, data["x"]).cpu().numpy()}
@@ -167,6 +182,8 @@ class DeepBID(SavableModel):
         import torch
 
         x = self._input(adata, layer)
+        if x is None and self._train_x is None:
+            raise ValueError("a loaded model keeps no training matrix: pass the cells to denoise (adata=...)")
         x = self._train_x if x is None else x
         out = []
         with torch.no_grad():
@@ -190,9 +207,20 @@ class DeepBID(SavableModel):
         self.device_name, self.progress, self.history = str(self.device), False, {}
         self._train_x = None
 
-    def save(self, path, overwrite: bool = False):
-        """Write the fitted model (weights, parameters, centres, training-cell outputs) to ``path``."""
-        return super().save(path, overwrite=overwrite)
+
+class _Clock:
+    """Wall-clock seconds of consecutive phases."""
+
+    def __init__(self):
+        import time
+
+        self._time, self.laps = time.perf_counter, {}
+        self._last = self._time()
+
+    def lap(self, name: str) -> None:
+        now = self._time()
+        self.laps[name] = round(now - self._last, 3)
+        self._last = now
 
 
 def _to_tensors(inputs, device) -> dict:
@@ -234,7 +262,8 @@ def integrate_deepbid(adata, *, batch_key: str = "batch", seed: int = 0, device:
             "likelihood": model.params["likelihood_"], "genes": list(model.params["genes"]),
             "settings": model.params["settings_"],
             "history": {"pretrain": {k: v.to_dict() for k, v in model.history["pretrain"].items()},
-                        "cluster": model.history["cluster"].to_dict()}}
+                        "cluster": model.history["cluster"].to_dict()},
+            "timing_s": model.history["timing_s"]}
     if denoised_layer:
         cols = pd.Index(adata.var_names.astype(str)).get_indexer(model.params["genes"])
         dense = sp.coo_matrix(model.denoise())

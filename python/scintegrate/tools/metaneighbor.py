@@ -186,6 +186,7 @@ def metaneighbor_us(
     method: str = "auto",
     exact_max_cells: int = EXACT_MAX_CELLS,
     symmetric: bool = True,
+    ranked: Optional[Tuple[object, np.ndarray]] = None,
 ) -> Tuple[np.ndarray, list]:
     """MetaNeighborUS AUROC matrix between all clusters of all studies (cells x genes input).
 
@@ -194,7 +195,8 @@ def metaneighbor_us(
     must be unique across studies (a cluster lies in one study). Returns ``(A, names)`` with
     ``A[i, j]`` the mean AUROC of clusters ``names[i]`` and ``names[j]`` (rows: test, columns:
     train when ``symmetric=False``). ``method``: ``"exact"``, ``"fast"`` or ``"auto"`` (exact up
-    to ``exact_max_cells`` cells).
+    to ``exact_max_cells`` cells). ``ranked`` may hold ``rank_standardize(X)`` computed before, to
+    reuse it.
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -210,7 +212,7 @@ def metaneighbor_us(
     cluster_study[cl_codes] = st_codes
     if np.any(pd.crosstab(cl_codes, st_codes).to_numpy().astype(bool).sum(axis=1) > 1):
         raise ValueError("every cluster must lie in a single study; prefix cluster labels with the study")
-    D, b = rank_standardize(X)
+    D, b = rank_standardize(X) if ranked is None else ranked
     if method == "exact" or (method == "auto" and n <= exact_max_cells):
         votes = _votes_exact(D, b, cl_codes, names.size)
     else:
