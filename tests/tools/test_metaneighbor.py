@@ -165,3 +165,15 @@ def test_rank_standardize_in_row_chunks_is_identical(monkeypatch):
     Dc, bc = rank_standardize(sp.csr_matrix(X))
     np.testing.assert_allclose(Dc.toarray(), D.toarray())
     np.testing.assert_allclose(bc, b)
+
+
+def test_row_value_order_matches_lexsort_and_falls_back():
+    from scintegrate.tools.metaneighbor import _row_value_order
+
+    rng = np.random.default_rng(0)
+    rows = np.sort(rng.integers(0, 50, 2000))
+    values = rng.integers(1, 6, 2000).astype(float)  # many ties
+    np.testing.assert_array_equal(_row_value_order(values, rows), np.lexsort((values, rows)))
+    # values too close for the combined key: the check falls back to lexsort
+    close = np.array([1.0 + 1e-15, 1.0, 1e9])
+    np.testing.assert_array_equal(_row_value_order(close, np.zeros(3)), [1, 0, 2])
