@@ -200,7 +200,13 @@ def main(argv=None) -> int:
         print(df.round(3).to_string(index=False))
     if args.part in ("real", "all"):
         df, details = part_real(args.sets, args.seed)
-        df.to_csv(RESULTS / "bermuda_real.csv", index=False)
+        previous = RESULTS / "bermuda_real.csv"
+        if previous.exists():  # a run on some sets keeps the other sets' rows from earlier runs
+            old = pd.read_csv(previous)
+            df = pd.concat([old[~old["dataset"].isin(args.sets)], df], ignore_index=True)
+            kept = summary.get("real", {}).get("bermuda_runs", {})
+            details = {**{k: v for k, v in kept.items() if k.split("/")[0] not in args.sets}, **details}
+        df.to_csv(previous, index=False)
         summary["real"] = {"claims": real_claims(df), "bermuda_runs": details}
         cols = ["dataset", "method", "batch_score", "bio_score", "overall", "time_s"]
         print(df[cols].round(3).to_string(index=False))

@@ -5,6 +5,7 @@ import pytest
 import scipy.sparse as sp
 import torch
 
+import scintegrate
 from scintegrate._device import resolve_device, seeded, torch_generator
 from scintegrate._validation import check_adata, check_batches, check_matrix, is_count_matrix
 
@@ -73,3 +74,13 @@ def test_batches_and_counts_helpers():
         check_batches(pd.Series(["a", None]))
     assert is_count_matrix(sp.csr_matrix(np.array([[0, 2.0]])))
     assert not is_count_matrix(np.array([[0.5]]))
+
+
+def test_continuous_data_may_be_negative_but_counts_may_not():
+    from scintegrate._validation import check_matrix
+
+    check_matrix(np.array([[-0.5, 1.25], [0.3, -2.0]]), allow_negative=True)  # log-scale / Gaussian data
+    with pytest.raises(ValueError, match="integer values with negative entries"):
+        check_matrix(np.array([[-1.0, 3.0], [0.0, 2.0]]), allow_negative=True)  # a count matrix with a -1
+    with pytest.raises(ValueError, match="negative values"):
+        scintegrate.integrate(_adata(np.array([[-1, 1], [2, 0], [1, 1], [0, 3]], dtype=np.float32)), method="bermuda")

@@ -35,10 +35,7 @@ integrationMetrics <- function(x, embedding, batch, label, ...) {
 integrationMetrics.SingleCellExperiment <- function(x, embedding, batch = "batch", label = "cell_type", ...,
                                                     metrics = NULL, unintegrated = NULL, seed = 0L) {
   getEmbedding <- function(nm) {
-    if (!nm %in% SingleCellExperiment::reducedDimNames(x)) {
-      stop(sprintf("reducedDim '%s' not found; available: %s", nm,
-                   paste(SingleCellExperiment::reducedDimNames(x), collapse = ", ")), call. = FALSE)
-    }
+    .requireName(nm, SingleCellExperiment::reducedDimNames(x), "reducedDim")
     as.matrix(SingleCellExperiment::reducedDim(x, nm))
   }
   table <- SummarizedExperiment::colData(x)
@@ -51,10 +48,7 @@ integrationMetrics.SingleCellExperiment <- function(x, embedding, batch = "batch
 integrationMetrics.Seurat <- function(x, embedding, batch = "batch", label = "cell_type", ...,
                                       metrics = NULL, unintegrated = NULL, seed = 0L) {
   getEmbedding <- function(nm) {
-    if (!nm %in% SeuratObject::Reductions(x)) {
-      stop(sprintf("reduction '%s' not found; available: %s", nm,
-                   paste(SeuratObject::Reductions(x), collapse = ", ")), call. = FALSE)
-    }
+    .requireName(nm, SeuratObject::Reductions(x), "reduction")
     SeuratObject::Embeddings(x, reduction = nm)
   }
   table <- x@meta.data

@@ -87,3 +87,11 @@
        pythonVersion = python$version, date = format(Sys.time(), "%Y-%m-%d %H:%M:%S %Z"),
        python = python$record)
 }
+
+# Stop with the available names when `nm` is not one of them (`what`: "reducedDim", "reduction", ...).
+.requireName <- function(nm, available, what) {
+  if (!nm %in% available) {
+    stop(sprintf("%s '%s' not found; available: %s", what, nm, paste(available, collapse = ", ")), call. = FALSE)
+  }
+  invisible(nm)
+}

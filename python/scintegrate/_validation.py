@@ -34,7 +34,11 @@ def _values(X) -> np.ndarray:
 
 
 def check_matrix(X, *, name: str = "X", counts: bool = False, allow_negative: bool = False) -> None:
-    """Reject empty matrices, NaN/inf, negative values and (``counts=True``) non-integers."""
+    """Reject empty matrices, NaN/inf, negative values and (``counts=True``) non-integers.
+
+    ``allow_negative=True`` admits continuous data (log-scale, simulated Gaussians) but still rejects an
+    integer-valued matrix with negative entries: those are counts with corrupt values, not log data.
+    """
     if X is None or X.shape[0] == 0 or X.shape[1] == 0:
         shape = None if X is None else X.shape
         raise ValueError(f"{name} is empty (shape {shape}); nothing to integrate")
@@ -42,7 +46,13 @@ def check_matrix(X, *, name: str = "X", counts: bool = False, allow_negative: bo
     if not np.all(np.isfinite(vals)):
         n_bad = int(np.size(vals) - np.isfinite(vals).sum())
         raise ValueError(f"{name} contains {n_bad} NaN or infinite values; remove or impute them first")
-    if not allow_negative and vals.size and vals.min() < 0:
+    negative = bool(vals.size) and vals.min() < 0
+    if negative and allow_negative and np.allclose(vals, np.round(vals)):
+        raise ValueError(
+            f"{name} holds integer values with negative entries (min {vals.min():.3g}): counts cannot be "
+            "negative values; pass the raw counts"
+        )
+    if negative and not allow_negative:
         raise ValueError(
             f"{name} contains negative values (min {vals.min():.3g}); raw counts are expected. "
             "Pass the counts layer (layer='counts') or data that was not scaled"

@@ -34,6 +34,9 @@ METHODS: Dict[str, str] = {
 #: default ``obsm`` key of each method's embedding
 DEFAULT_KEYS = {"pca": "X_pca_baseline"}
 
+#: methods that also take log-scale / continuous input with negative values (e.g. BERMUDA's 2-D Gaussian toy)
+ACCEPTS_NEGATIVE = {"pca", "bermuda"}
+
 
 def available_methods() -> list:
     """Names of the methods whose implementation is importable in this installation."""
@@ -79,7 +82,7 @@ def integrate(
     """
     fn = get_method(method)
     method = str(method).lower()
-    check_adata(adata, batch_key, layer=layer, allow_negative=method == "pca")
+    check_adata(adata, batch_key, layer=layer, allow_negative=method in ACCEPTS_NEGATIVE)
     if copy:
         adata = adata.copy()
     work = adata if layer is None else _with_layer_as_x(adata, layer)

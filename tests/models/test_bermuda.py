@@ -3,6 +3,7 @@
 import math
 import warnings
 
+import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
@@ -79,7 +80,8 @@ def test_loss_is_sum_of_cluster_mse_plus_weighted_mmd():
     x = torch.rand(3 * 7, 12)
     pairs = torch.tensor([[0, 2], [1, 2]])
     out = ae.loss(x, 3, pairs, lam=0.4)
-    code, recon = ae(x)
+    with torch.no_grad():
+        code, recon = ae(x)
     blocks = [slice(7 * k, 7 * (k + 1)) for k in range(3)]
     reco = sum(torch.nn.functional.mse_loss(recon[b], x[b]) for b in blocks)
     mmd = _bermuda_mmd(code[blocks[0]], code[blocks[2]]) + _bermuda_mmd(code[blocks[1]], code[blocks[2]])
@@ -167,7 +169,7 @@ def test_embed_new_data_uses_fitted_batch_scaling(fitted, small):
         fitted.embed(small[:, :50].copy())
 
 
-def test_integrate_api_writes_code_clusters_and_pairs(small):
+def test_integrate_api_writes_code_clusters_and_pairs(small, tmp_path):
     adata = small.copy()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
@@ -178,6 +180,18 @@ def test_integrate_api_writes_code_clusters_and_pairs(small):
     rec = adata.uns["scintegrate"]["X_bermuda"]
     assert rec["method"] == "bermuda" and rec["epochs_used"] >= 1
     assert rec["cluster_pairs"].shape[1] == 2 and rec["similarity"].shape[0] == len(rec["cluster_names"])
+    adata.write_h5ad(tmp_path / "out.h5ad")  # the record is storable
+    back = ad.read_h5ad(tmp_path / "out.h5ad")
+    np.testing.assert_array_equal(back.uns["scintegrate"]["X_bermuda"]["matches"], rec["matches"])
+
+
+def test_integrate_accepts_continuous_data_with_negative_values():
+    adata = si.datasets.simulate_gaussian_2d(n_cells_per_batch=(150, 160), n_genes=30, seed=0)
+    assert adata.X.min() < 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        si.integrate(adata, method="bermuda", progress=False, hidden=20, code_dim=2, max_steps=10)
+    assert adata.obsm["X_bermuda"].shape == (310, 2) and adata.obs["bermuda_cluster"].nunique() >= 4
 
 
 def test_automatic_per_batch_clustering(small):
@@ -250,8 +264,6 @@ def test_nan_input_is_rejected(small):
 
 
 def test_batch_matching_nothing_warns_and_stays_apart(small):
-    import anndata as ad
-
     # a third batch of cells whose genes are shuffled cell by cell: no cluster resembles it
     rng = np.random.default_rng(0)
     X = small.X[:80].toarray()
@@ -337,11 +349,7 @@ def test_removal2_counts_quality_beats_uncorrected_pca():
 
 @pytest.mark.slow
 def test_removal2_gaussian_quality():
-    """The 2-D Gaussian toy with the paper's 20-2-20 autoencoder."""
-    from sklearn.decomposition import PCA
-
+    """The 2-D Gaussian toy with the paper's 20-2-20 autoencoder (uncorrected: divergence ~8 on 20 PCs)."""
     adata = si.datasets.simulate_gaussian_2d(experiment="removal2", seed=0)
-    ours, score = _removal2_scores(adata, hidden=20, code_dim=2)
-    pca = score(PCA(20, random_state=0).fit_transform(adata.X))
+    ours, _ = _removal2_scores(adata, hidden=20, code_dim=2)
     assert ours["div"] < 0.1 and ours["ent"] < 0.15 and ours["sil"] > 0.7, ours
-    assert ours["div"] + ours["ent"] < 0.1 * (pca["div"] + pca["ent"]), (ours, pca)

@@ -104,3 +104,20 @@ def test_bad_input():
         find_neighbors(ad.AnnData(np.ones((5, 2))))
     with pytest.raises(KeyError, match="batch column 'donor' not found"):
         find_clusters(ad.AnnData(np.ones((5, 2))), batch_key="donor")
+
+
+def test_small_batches_cap_k_so_their_types_can_separate():
+    from scintegrate.pp.cluster import per_batch_neighbors
+
+    assert [per_batch_neighbors(n, 30) for n in (8, 40, 120, 299, 300, 10_000)] == [5, 5, 12, 29, 30, 30]
+    # four types in batches of 50 cells: with k = 30 the SNN graph is nearly complete (one cluster)
+    rng = np.random.default_rng(1)
+    g, n = 80, 100
+    profiles = rng.gamma(0.5, 4, size=(4, g))
+    types = np.tile(np.arange(4), n // 4)
+    counts = rng.poisson(profiles[types] * 3).astype(np.float32)
+    batch = np.repeat(["A", "B"], n // 2)
+    adata = ad.AnnData(counts, obs=pd.DataFrame({"batch": batch}, index=[f"c{i}" for i in range(n)]))
+    find_clusters(adata, batch_key="batch", resolution=0.6, n_features=60, n_comps=10, n_neighbors=30)
+    for b in ("A", "B"):
+        assert adata.obs["seurat_clusters"][batch == b].nunique() >= 3

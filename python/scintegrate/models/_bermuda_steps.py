@@ -146,7 +146,7 @@ def _assign_rest(labels: np.ndarray, batch: np.ndarray, chosen: np.ndarray, rank
 
 def _cluster_log_data(X, params: dict) -> np.ndarray:
     """Seurat's chain without normalisation and HVGs for one batch of non-count data."""
-    from ..pp.cluster import cluster_graph
+    from ..pp.cluster import cluster_graph, per_batch_neighbors
     from ..pp.graph import snn_graph
     from ..pp.pca import pca
     from ..pp.scale import scale_matrix
@@ -154,7 +154,7 @@ def _cluster_log_data(X, params: dict) -> np.ndarray:
     if X.shape[0] < 10:
         return np.zeros(X.shape[0], dtype=int)
     scores, _, _ = pca(scale_matrix(X), n_comps=params["n_pcs"], seed=params["seed"])
-    G = snn_graph(scores, n_neighbors=min(params["n_neighbors"], X.shape[0] - 1), seed=params["seed"])
+    G = snn_graph(scores, n_neighbors=per_batch_neighbors(X.shape[0], params["n_neighbors"]), seed=params["seed"])
     return cluster_graph(G, resolution=params["resolution"], seed=params["seed"])
 
 
@@ -174,8 +174,11 @@ def similar_cluster_pairs(X_log, batch: np.ndarray, clusters: np.ndarray, thresh
     matches = match_clusters(similarity, cluster_batch.astype(str), threshold)
     lonely = unmatched_clusters(matches, names)
     if len(lonely) == len(names):
+        single = sorted(set(b for b, n in pd.Series(cluster_batch.astype(str)).value_counts().items() if n == 1))
+        why = (f"; batches {single} form a single cluster each, which MetaNeighbor cannot score (too few cells "
+               "or too little structure: pass cluster_key= with your own clusters)") if single else ""
         warnings.warn(f"no cluster pair reaches S_thr={threshold:g}: BERMUDA trains a plain autoencoder and "
-                      "does not align any batches (lower similarity_threshold or check the clustering)",
+                      f"does not align any batches (lower similarity_threshold or check the clustering){why}",
                       UserWarning, stacklevel=3)
     elif lonely:
         warnings.warn(f"{len(lonely)} of {len(names)} clusters match no cluster of another batch at "

@@ -11,7 +11,8 @@ Pipeline of :meth:`BERMUDA.fit` (defaults from the paper and its code, txWang/BE
    (``pp.log_cpm`` + ``pp.bermuda_scaling_fit``); the log-CPM matrix stays sparse and the affine
    scaling is applied to each minibatch;
 3. clusters: each batch separately, Seurat-style (log-normalise, HVGs, scale, 20 PCs, SNN graph,
-   Louvain at resolution 0.6 as in BERMUDA's R script) via ``pp.find_clusters(batch_key=...)``;
+   Louvain at resolution 0.6 as in BERMUDA's R script) via ``pp.find_clusters(batch_key=...)``,
+   with k capped at a tenth of the batch for batches under 300 cells (``pp.cluster.per_batch_neighbors``);
    a batch of more than ``cluster_max_cells`` (5,000) cells is clustered on a random subsample
    and its other cells join the cluster centroid they correlate with best (for speed);
 4. cluster similarity: MetaNeighborUS AUROCs (:func:`scintegrate.tools.metaneighbor_us`; exact up
@@ -27,14 +28,18 @@ Epochs. An epoch is the paper's: ``floor(largest cluster / n_mb)`` steps (at lea
 largest cluster is seen once. The paper trains a fixed 2,000 epochs on a GPU (~80,000 steps on its
 data); here the length is set by a step budget instead: ``max_epochs = clip(ceil(max_steps /
 steps_per_epoch), 1, 2000)`` with ``max_steps = 2,000``. Lambda ramps over the whole budget as in
-the paper (Eq. 9 with ``n_p = max_epochs``) and the learning rate is halved every ``lr_step = 200``
-epochs (the paper's value; on large data the budget ends before the first halving, on data with
+the paper (Eq. 9 with ``n_p = max_epochs``); the learning rate is halved every ``lr_step = 200``
+epochs (the paper's value: on large data the budget ends before the first halving, on data with
 one step per epoch the schedule is exactly the paper's). Training stops early on a plateau of the
 total loss (``train.PlateauStopper``, relative tolerance 1e-3, patience ~5% of the step budget,
-i.e. ``ceil(0.05 * max_steps / steps_per_epoch)`` epochs) but never before ``min_epochs = max_epochs / 2``, where lambda has reached 0.987. The epochs
-used are recorded (``history_``, ``params["epochs_used"]``). Compressing the paper's *proportional*
-learning-rate decay (``max_epochs / 10``) into this budget was tried and rejected: the rate decays
-before the autoencoder has learned its codes, which then shrink under the MMD term.
+``ceil(0.05 * max_steps / steps_per_epoch)`` epochs) but never before ``min_epochs = max_epochs /
+2``, where lambda has reached 0.987. The epochs used are recorded (``history_``,
+``params["epochs_used"]``). Compressing the paper's *proportional* learning-rate decay
+(``max_epochs / 10``) into this budget was tried and rejected: the rate decays before the
+autoencoder has learned its codes, which then shrink under the MMD term.
+
+Per-batch clusters come from ``pp.find_clusters`` (Seurat 4.3 flavour: vst HVGs); BERMUDA's R
+script ran Seurat 2 (``FindVariableGenes``), whose k = 30 neighbours and resolution 0.6 are kept.
 
 Deviations from the reference code, on purpose: Adam keeps its state across epochs (the reference
 builds a new optimiser every epoch); minibatch indices come from a seeded ``torch.Generator``; all
@@ -54,7 +59,6 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from typing import Optional, Sequence
 
 import numpy as np
@@ -79,7 +83,8 @@ class BERMUDA(SavableModel):
     features
         Explicit gene names to use instead of HVG selection.
     resolution, n_neighbors, n_pcs
-        Per-batch Seurat clustering (paper: resolution 0.6, 20 PCs; Seurat 2's k = 30).
+        Per-batch Seurat clustering (paper: resolution 0.6, 20 PCs; Seurat 2's k = 30, capped at a
+        tenth of the cells in small batches).
     cluster_key
         ``obs`` column with given clusters (used per batch instead of clustering).
     cluster_max_cells

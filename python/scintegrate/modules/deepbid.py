@@ -83,14 +83,29 @@ def within_batch_similarity_kl(z: torch.Tensor, batch: torch.Tensor, alpha: floa
     return total
 
 
-def batch_proportion_kl(p: torch.Tensor, batch_onehot: torch.Tensor, v: torch.Tensor = None) -> torch.Tensor:
-    """KL2 (Eq. 10): Σ_k Σ_B u_Bk log(u_Bk / v_B), u_Bk = Σ_{i∈B} p_ik / Σ_i p_ik.
+def batch_proportion_kl(p: torch.Tensor, batch_onehot: torch.Tensor, v: torch.Tensor = None,
+                        mass_rest: torch.Tensor = None) -> torch.Tensor:
+    """KL2 (Eq. 10): Σ_k π_k Σ_B u_Bk log(u_Bk / v_B), u_Bk = Σ_{i∈B} p_ik / Σ_i p_ik, π_k = Σ_i p_ik / n.
 
     ``p`` (n x K) soft memberships, ``batch_onehot`` (n x n_batches); ``v`` defaults to the batch
     proportions of the same cells (the global ones when ``p`` covers every cell).
+
+    Each cluster's KL is weighted by its share of the cells, π_k, which makes KL2 the mutual information
+    between batch and cluster: a per-cell average like the other terms of Eq. 11. Unweighted (the public
+    script), a 5% cluster costs as much as a 50% one, so the cheapest way to lower KL2 is to dissolve the
+    small batch-specific clusters into others (measured: on the demo data, ARI 0.96 -> 0.35 in 20 epochs).
+
+    ``mass_rest`` (n_batches x K, no gradient): the membership mass of every *other* cell of the data set.
+    With it, u_Bk and π_k are the data-set-level values of Eq. 10 (as the public script computes them, from
+    all cells' memberships) and the gradient is exact with respect to the minibatch's cells, instead of
+    the proportions of a 128-cell sample, whose sampling noise alone makes KL2 large.
     """
     mass = batch_onehot.t() @ p  # n_batches x K
-    u = mass / mass.sum(0, keepdim=True).clamp(min=1e-12)
+    if mass_rest is not None:
+        mass = mass + mass_rest
+    cluster_mass = mass.sum(0)
+    share = cluster_mass / cluster_mass.sum().clamp(min=1e-12)
+    u = mass / cluster_mass.clamp(min=1e-12)
     if v is None:
         v = batch_onehot.sum(0) / batch_onehot.shape[0]
-    return kl_divergence(u.t(), v.unsqueeze(0).expand(u.shape[1], -1), dim=1).sum()
+    return (share * kl_divergence(u.t(), v.unsqueeze(0).expand(u.shape[1], -1), dim=1)).sum()

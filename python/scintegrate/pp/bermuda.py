@@ -39,6 +39,7 @@ import scipy.sparse as sp
 
 from .._validation import check_matrix, get_matrix, is_count_matrix
 from ._sparse import column_mean_var, column_min_max, row_sums
+from .scale import feature_indices
 
 SCOPES = ("batch", "global")
 
@@ -164,11 +165,7 @@ def _feature_index(adata, features) -> np.ndarray:
         if features not in adata.var.columns:
             raise KeyError(f"features={features!r} is not a column of adata.var; pass a list of gene names")
         return np.flatnonzero(adata.var[features].to_numpy(dtype=bool))
-    names = pd.Index([str(f) for f in features])
-    missing = names[~names.isin(adata.var_names)]
-    if len(missing):
-        raise KeyError(f"{len(missing)} features not in adata.var_names, e.g. {list(missing[:3])}")
-    return adata.var_names.get_indexer(names)
+    return feature_indices(adata, features)
 
 
 def bermuda_transform(

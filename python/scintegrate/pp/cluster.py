@@ -195,7 +195,7 @@ def find_clusters(
     With ``batch_key``: runs the whole Seurat chain (:func:`seurat_cluster_labels`: HVGs,
     scaling, ``n_comps`` PCs, SNN, clustering) in each batch separately and labels clusters
     ``"<batch>_<k>"`` (BERMUDA's per-batch clusters). Batches of fewer than 10 cells form one
-    cluster (with a warning).
+    cluster (with a warning); in small batches k is capped (:func:`per_batch_neighbors`).
     """
     adata = adata.copy() if copy else adata
     if batch_key is None:
@@ -213,6 +213,21 @@ def find_clusters(
     return adata if copy else None
 
 
+def per_batch_neighbors(n_cells: int, n_neighbors: int) -> int:
+    """k of the SNN graph of one batch: at most a tenth of its cells (at least 5, at most ``n_neighbors``).
+
+    A k-NN graph cannot resolve a group of fewer than ~k cells: their neighbourhoods are filled by outsiders
+    and the SNN graph of a batch with k near its size is almost complete (one cluster). The cap lets types
+    down to ~10% of a batch form clusters and leaves batches of >= 10 k cells unchanged. Measured on the
+    shared pancreas subsample (batches of 23-116 cells): k = 30 gave one cluster per batch (so BERMUDA found
+    no pairs at all); the cap gives 2-4 clusters per batch. Mixology (225 and 274 cells): same clusters.
+
+    >>> per_batch_neighbors(60, 30), per_batch_neighbors(5000, 30)
+    (6, 30)
+    """
+    return int(min(n_neighbors, max(5, n_cells // 10), n_cells - 1))
+
+
 def _per_batch_clusters(adata, batch_key: str, **params) -> np.ndarray:
     if batch_key not in adata.obs.columns:
         raise KeyError(f"batch column {batch_key!r} not found in adata.obs; available: {list(adata.obs.columns)}")
@@ -225,7 +240,8 @@ def _per_batch_clusters(adata, batch_key: str, **params) -> np.ndarray:
                           stacklevel=3)
             labels = np.zeros(rows.size, dtype=int)
         else:
-            labels = seurat_cluster_labels(adata[rows], **params)
+            k = per_batch_neighbors(rows.size, params["n_neighbors"])
+            labels = seurat_cluster_labels(adata[rows], **{**params, "n_neighbors": k})
         names[rows] = [f"{level}_{k}" for k in labels]
     return names.astype(str)
 

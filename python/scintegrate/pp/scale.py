@@ -72,6 +72,11 @@ def _resolve_features(adata, features) -> np.ndarray:
         return np.arange(adata.n_vars)
     if isinstance(features, str):
         raise TypeError("features must be a list of gene names, not a single string")
+    return feature_indices(adata, features)
+
+
+def feature_indices(adata, features: Sequence[str]) -> np.ndarray:
+    """Column indices of the gene names ``features``; a KeyError names the first missing ones."""
     names = pd.Index([str(f) for f in features])
     missing = names[~names.isin(adata.var_names)]
     if len(missing):
