@@ -100,3 +100,8 @@ def test_demo_runs_every_method(tmp_path):
         assert key in res.obsm
     assert len(table) >= len(available_methods())
     assert (out / "umap.png").stat().st_size > 10_000
+    # what the demo shows a new user: each method mixes the batches better than PCA and keeps the types
+    rows = table.set_index("method")
+    for method in rows.index.drop("pca"):
+        assert rows.loc[method, "batch_score"] > rows.loc["pca", "batch_score"], rows.loc[method]
+        assert rows.loc[method, "nmi"] >= 0.8 and rows.loc[method, "ari"] >= 0.8, rows.loc[method]
