@@ -24,7 +24,12 @@ data set's, with the minibatch's cells live and every other cell at its last-epo
    ``tol`` of the cells changed cluster for 3 epochs running (``tol=0`` runs every epoch).
 
 Defaults follow the paper: lam1 = 5, lam2 = 0.01 and lr = 1e-3 below 10,000 cells; lam1 = 1, lam2 = 1e-4 and
-lr = 1e-5 at or above (pretraining and clustering alike unless ``cluster_lr`` is given); kappa1 = 0.01,
+lr = 1e-5 at or above. The clustering phase's plain SGD runs at ``cluster_lr = 10 * lr`` unless given: the paper's
+rates are Adam-scale, and plain SGD at 1e-3 for 20 epochs barely moves the network -- measured on the demo data,
+the latent stayed near-isotropic (top principal component 1% of the variance; Leiden NMI on it 0.36), so L_A
+never compacted the clusters. At 10 * lr the scIB overall score of the latent rose on DC 0.717 -> 0.840, mixology
+0.813 -> 0.913 and 10x chemistries 0.684 -> 0.866, while the cluster ARI moved 0.843 -> 0.825, 0.970 -> 0.957
+and 0.409 -> 0.587. kappa1 = 0.01,
 kappa2 = 100; sigma = 1 (public script). gamma (entropy weight of P) is "auto": the public script's gamma = 1
 merges all centres into one on our latent scale (entropic fuzzy k-means above its critical temperature), so
 gamma is set from the latent distances at initialisation (see :func:`initial_centers`).
@@ -137,7 +142,7 @@ class DeepBID(SavableModel):
         lr = p["lr"] if p["lr"] is not None else (1e-5 if large else 1e-3)
         return dict(lam1=p["lam1"] if p["lam1"] is not None else (1.0 if large else 5.0),
                     lam2=p["lam2"] if p["lam2"] is not None else (1e-4 if large else 0.01),
-                    lr=lr, cluster_lr=p["cluster_lr"] if p["cluster_lr"] is not None else lr,
+                    lr=lr, cluster_lr=p["cluster_lr"] if p["cluster_lr"] is not None else 10 * lr,
                     kappa1=p["kappa1"], kappa2=p["kappa2"], sigma=p["sigma"], gamma=p["gamma"],
                     alpha=p["alpha"], pretrain_epochs=p["pretrain_epochs"], cluster_epochs=p["cluster_epochs"],
                     batch_size=p["batch_size"], tol=p["tol"], seed=p["seed"])
