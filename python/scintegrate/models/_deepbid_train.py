@@ -128,9 +128,14 @@ def estimate_n_clusters(z: np.ndarray, resolution: float = 0.5, n_neighbors: int
 def initial_centers(z: torch.Tensor, k: int, sigma, gamma, seed: int):
     """k-means (10 starts) on the latent space, refined by the fuzzy updates (Eqs. 13-14).
 
+    ``sigma="auto"``: sigma = median over cells of the distance to the nearest k-means centre. The adaptive
+    loss is quadratic for r << sigma and linear (robust) for r >> sigma, so sigma is a distance in latent
+    units, like Huber's delta, and is set from a robust scale of the residuals: typical cells sit in the
+    quadratic regime, outliers are down-weighted. (A fixed sigma = 1 puts almost every cell of a 300-d
+    tanh latent in the linear regime, where L_A's pull has constant length and boundary cells drift.)
     ``gamma="auto"``: gamma = (median over cells of f(r_2nd) - f(r_1st)) / 10 at the k-means centres, so the
     memberships are scale-free (a fixed gamma = 1 merges every centre into one when latent distances are
-    small: entropic fuzzy k-means above its critical temperature). Returns ``(centers, P, gamma)``.
+    small: entropic fuzzy k-means above its critical temperature). Returns ``(centers, P, sigma, gamma)``.
     """
     from sklearn.cluster import KMeans
 
@@ -140,18 +145,21 @@ def initial_centers(z: torch.Tensor, k: int, sigma, gamma, seed: int):
         raise ValueError(f"n_clusters={k} is larger than the number of cells ({z.shape[0]})")
     km = KMeans(n_clusters=k, n_init=10, random_state=seed).fit(z.cpu().numpy().astype(np.float64))
     centers = torch.as_tensor(km.cluster_centers_, dtype=z.dtype, device=z.device)
+    r = center_distances(z, centers)
+    if sigma == "auto":
+        sigma = max(float(r.min(1).values.median()), 1e-6)
     if gamma == "auto":
-        f = adaptive_loss(center_distances(z, centers), sigma).sort(1).values
+        f = adaptive_loss(r, sigma).sort(1).values
         gamma = max(float((f[:, 1] - f[:, 0]).median()) / 10.0, 1e-6)
     centers, p = fuzzy_kmeans(z, centers, sigma=sigma, gamma=float(gamma))
-    return centers, p, float(gamma)
+    return centers, p, (None if sigma is None else float(sigma)), float(gamma)
 
 
 def fit_clusters(module, data: dict, k: int, s: dict, progress: bool = True) -> dict:
     """The clustering phase (Eq. 11, SGD); returns centres, P, history and the labels after every epoch."""
     x, batch = data["x"], data["batch"]
     onehot = torch.nn.functional.one_hot(batch, data["n_batches"]).to(x.dtype)
-    centers, p, gamma = initial_centers(_encode_all(module, x), k, s["sigma"], s["gamma"], s["seed"])
+    centers, p, sigma, gamma = initial_centers(_encode_all(module, x), k, s["sigma"], s["gamma"], s["seed"])
     state = {"centers": centers, "p": p, "labels": p.argmax(1), "trace": [], "changed": [], "quiet": 0,
              "mass": onehot.t() @ p}
     v_global = onehot.mean(0)
@@ -161,20 +169,20 @@ def fit_clusters(module, data: dict, k: int, s: dict, progress: bool = True) -> 
     def step(idx, epoch):
         z = module.encode(x[idx])
         rec = _reconstruction(module, data, idx, module.decode(z))
-        la = fuzzy_kmeans_loss(z, state["centers"], state["p"][idx], s["sigma"])
+        la = fuzzy_kmeans_loss(z, state["centers"], state["p"][idx], sigma)
         lo = weight_penalty(layers) / len(idx)
         kl1 = within_batch_similarity_kl(z, batch[idx], s["alpha"])
         p_old = state["p"][idx]
         rest = state["mass"] - onehot[idx].t() @ p_old  # every other cell's mass, at its last-epoch value
-        kl2 = batch_proportion_kl(memberships(z, state["centers"], s["sigma"], gamma), onehot[idx],
+        kl2 = batch_proportion_kl(memberships(z, state["centers"], sigma, gamma), onehot[idx],
                                   v=v_global, mass_rest=rest)
         loss = rec + s["lam1"] * la + s["lam2"] * lo + s["kappa1"] * kl1 + s["kappa2"] * kl2
         return {"loss": loss, "rec": rec, "L_A": la, "L_O": lo, "KL1": kl1, "KL2": kl2}
 
     def on_epoch_end(epoch, means):
         z = _encode_all(module, x)
-        state["centers"] = update_centers(z, state["p"], state["centers"], s["sigma"])
-        state["p"] = memberships(z, state["centers"], s["sigma"], gamma)
+        state["centers"] = update_centers(z, state["p"], state["centers"], sigma)
+        state["p"] = memberships(z, state["centers"], sigma, gamma)
         state["mass"] = onehot.t() @ state["p"]
         labels = state["p"].argmax(1)
         changed = float((labels != state["labels"]).float().mean())
@@ -193,4 +201,4 @@ def fit_clusters(module, data: dict, k: int, s: dict, progress: bool = True) -> 
     history.losses["changed"] = state["changed"]
     trace = np.stack(state["trace"]) if state["trace"] else np.empty((0, x.shape[0]), dtype=np.int64)
     return {"centers": state["centers"], "p": state["p"], "history": history, "label_trace": trace,
-            "gamma": gamma}
+            "sigma": sigma, "gamma": gamma}
