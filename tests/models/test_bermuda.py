@@ -169,6 +169,26 @@ def test_embed_new_data_uses_fitted_batch_scaling(fitted, small):
         fitted.embed(small[:, :50].copy())
 
 
+def test_global_scaling_scope_shares_one_range_and_new_batches_reuse_it(fitted, small):
+    from scintegrate.models.bermuda import _input_for_new_data
+
+    assert fitted.params["scaling_scope"] == "batch" and fitted.scaling_.scope == "batch"  # the reference's
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        fitted = BERMUDA(cluster_key="given", seed=1, scaling_scope="global", **FAST).fit(small, batch_key="batch")
+    s = fitted.scaling_
+    assert s.scope == "global"
+    np.testing.assert_array_equal(s.zmin[0], s.zmin[1])
+    np.testing.assert_array_equal(s.zmax[0], s.zmax[1])
+    new = small[small.obs["batch"] == "batch2"][:60].copy()
+    new.obs["batch"] = "batch_new"
+    _, _, scaling = _input_for_new_data(new, "batch", None, fitted.features_, True, s)
+    np.testing.assert_array_equal(scaling.zmin[0], s.zmin[0])
+    assert np.isfinite(fitted.embed(new)).all()
+    with pytest.raises(ValueError, match="scaling_scope must be one of"):
+        BERMUDA(scaling_scope="per-cell")
+
+
 def test_integrate_api_writes_code_clusters_and_pairs(small, tmp_path):
     adata = small.copy()
     with warnings.catch_warnings():
@@ -246,6 +266,11 @@ def test_one_batch_is_rejected(small):
     one = small[small.obs["batch"] == "batch1"].copy()
     with pytest.raises(ValueError, match="at least 2 batches"):
         BERMUDA(**FAST).fit(one)
+
+
+def test_requested_features_must_exist(small):
+    with pytest.raises(KeyError, match="1 features not in adata.var_names, e.g. \\['no_such_gene'\\]"):
+        BERMUDA(features=[small.var_names[0], "no_such_gene"], **FAST).fit(small)
 
 
 @pytest.mark.parametrize("thr", [-0.1, 1.2])

@@ -44,15 +44,13 @@ def select_features(adata, *, batch_key: str, layer: Optional[str], counts: bool
                     features: Optional[Sequence[str]] = None) -> list:
     """Genes BERMUDA uses: ``features`` if given, else Seurat's integration features (counts with
     more than ``n_features`` genes), else all genes."""
+    from .. import pp
+
     if features is not None:
-        missing = pd.Index(features).difference(adata.var_names)
-        if len(missing):
-            raise KeyError(f"{len(missing)} requested features are not in adata.var_names, "
-                           f"e.g. {list(missing[:3])}")
+        pp.scale.feature_indices(adata, features)  # KeyError naming the missing genes
         return list(dict.fromkeys(str(f) for f in features))
     if not counts or adata.n_vars <= n_features:
         return [str(g) for g in adata.var_names]
-    from .. import pp
 
     work = _work_adata(adata, batch_key, layer)
     pp.log_normalize(work)

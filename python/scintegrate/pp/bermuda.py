@@ -11,7 +11,8 @@ computes those coefficients from a sparse matrix without densifying it;
 
 - ``"batch"`` (default, as in BERMUDA's code: ``minmax_scale`` runs on each data set separately):
   every gene spans [0, 1] within every batch (the standardisation then cancels out exactly);
-- ``"global"``: min and max of the standardised values over all cells, so batches share one scale.
+- ``"global"``: min and max of the standardised values over all cells, so batches share one scale
+  (``BERMUDA(scaling_scope="global")``; see the model's docstring for what it changes).
 
 Example
 -------
