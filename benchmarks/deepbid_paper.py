@@ -178,6 +178,8 @@ def _markdown(out: dict) -> str:
             lines.append(f"| {name} | " + " | ".join(
                 f"ARI {row[a]['ari']:.3f}, K={row[a]['n_clusters']}, batch {_f(row[a]['scib'].get('batch_score'))}, "
                 f"overall {_f(row[a]['scib'].get('overall'))}" for a in ABLATIONS if a in row) + " |")
+    for part, note in out.get("notes", {}).items():
+        lines += ["", f"Note ({part}): {note}"]
     return "\n".join(lines) + "\n"
 
 
