@@ -1,7 +1,7 @@
 """DeepBID run time at two sizes (linear in cells) and the 20k-cell budget (< 5 minutes on 2 CPU cores).
 
 Simulated counts (``scintegrate.datasets.simulate_counts``: 2 batches, 5 types, 2,000 genes), DeepBID with its
-defaults (>= 10k cells: lr 1e-5, lam1 = 1, lam2 = 1e-4; automatic K). Wall and CPU seconds of every phase are
+defaults (>= 10k cells: lam1 = 1, lam2 = 1e-4, lr 1e-3; automatic K). Wall and CPU seconds of every phase are
 recorded with the load average: this machine's 2 cores are shared with other jobs, so wall times are
 pessimistic. Cost is linear in cells: every step works on one minibatch (KL1 is quadratic in the minibatch
 only), K is chosen on a sparse SNN graph, and the fuzzy updates are n x K.

@@ -219,6 +219,13 @@ def test_bad_k_is_refused(counts):
         DeepBID(sigma=-1.0)
 
 
+def test_size_dependent_defaults():
+    small, large = DeepBID()._resolved_settings(9_999), DeepBID()._resolved_settings(10_000)
+    assert (small["lam1"], small["lam2"], large["lam1"], large["lam2"]) == (5.0, 0.01, 1.0, 1e-4)  # the paper's
+    assert small["lr"] == large["lr"] == 1e-3 and large["cluster_lr"] == 1e-2  # one rate (docstring)
+    assert DeepBID(lr=1e-5)._resolved_settings(20_000)["cluster_lr"] == pytest.approx(1e-4)
+
+
 def test_sigma_auto_is_the_median_distance_to_the_nearest_kmeans_centre():
     from sklearn.cluster import KMeans
 
