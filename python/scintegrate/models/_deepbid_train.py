@@ -112,7 +112,7 @@ def estimate_n_clusters(z: np.ndarray, resolution: float = 0.5, n_neighbors: int
     demo simulation (4), a 6-type count simulation (6), mixology (3), DC (4), pancreas (5), Kang (4),
     10x chemistries (3). At 0.2 both simulations collapse to K = 2; at 0.8 the real sets are over-split
     (5, 4, 7, 5, 9); at 0.5: 4, 3, 3, 4, 5, 5, 8 -- within one of the truth on five of seven.
-        """
+    """
     from .. import pp
 
     z = np.asarray(z, dtype=np.float64)

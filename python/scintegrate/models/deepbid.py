@@ -18,9 +18,9 @@ Training, every phase through :func:`scintegrate.train.train_loop`:
    L = L_rec + lam1 L_A + lam2 L_O / m + kappa1 KL1 + kappa2 KL2     (Eq. 11)
    with L_rec the NB negative log-likelihood (mean per entry, as the script's NBLoss), L_A the adaptive fuzzy
    k-means loss with P and C held fixed, L_O the squared weights, KL1 the within-batch Student-t self-training
-   term (summed over cells), KL2 the batch-proportion term (differentiable through P(z); the proportions are the
-data set's, with the minibatch's cells live and every other cell at its last-epoch membership); after each epoch C
-   and P are updated in closed form (Eqs. 13-14) on the whole latent space. Stops early once fewer than
+   term (summed over cells), KL2 the batch-proportion term (differentiable through P(z); the proportions are
+   the data set's, with the minibatch's cells live and every other cell at its last-epoch membership); after
+   each epoch C and P are updated in closed form (Eqs. 13-14) on the whole latent space. Stops early once fewer than
    ``tol`` of the cells changed cluster for 3 epochs running (``tol=0`` runs every epoch).
 
 Defaults follow the paper: lam1 = 5 and lam2 = 0.01 below 10,000 cells, lam1 = 1 and lam2 = 1e-4 at or above;
