@@ -51,6 +51,15 @@ mean shifts cells whenever the batches' compositions differ, which is BERMUDA's 
 removal2 count simulation the batch-specific types then mixed with the others (entropy score 0.69
 instead of < 0.1). So the reference's per-batch range stays the default.
 
+Where it trails Harmony (``benchmarks/bermuda_paper.py``, scIB overall on the shared real sets).
+BERMUDA leans on per-batch clusters, so it needs batches large enough to cluster: on the pancreas
+subsample (6 donors of 23-116 cells) the per-batch clusters are impure (even k-means with the true
+number of types on a batch's PCs gives ARI ~0.4 on the 116-cell donor), impure clusters match
+nothing or the wrong thing, and Harmony, which needs no clusters, wins (0.666 vs 0.576). On the 10x
+chemistries set BERMUDA keeps cytotoxic NK/CD8 cells (GZMB, FCGR3A) apart from CD4 T cells and a
+platelet population (PF4; present in two of the three batches) apart from both, where the labels
+say "T/NK cells"; scIB's NMI/ARI count that as lost biology (NMI 0.745 vs Harmony's 0.902).
+
 Deviations from the reference code, on purpose: Adam keeps its state across epochs (the reference
 builds a new optimiser every epoch); minibatch indices come from a seeded ``torch.Generator``; all
 clusters go through the network in one forward pass (the same loss as one pass per cluster).
@@ -103,7 +112,10 @@ class BERMUDA(SavableModel):
         speed on large data: Seurat's chain is the costliest stage after training, and Louvain
         splits big batches into more clusters, each adding ``n_mb`` cells to every step.
     similarity_threshold
-        S_thr in [0, 1] (paper: 0.90; recommends 0.85-0.90).
+        S_thr in [0, 1] (paper: 0.90; recommends 0.85-0.90). A type that Louvain splits in one batch
+        scores a lower AUROC against its match in another (each half's rest holds the other half):
+        0.88 on one of 10 removal2 count simulations, which then stays unaligned at 0.90. Lower S_thr
+        to 0.85 when ``cluster_pairs_`` misses a pair you expect.
     metaneighbor_method
         ``"auto"``, ``"exact"`` or ``"fast"`` (see :func:`scintegrate.tools.metaneighbor_us`).
     scaling_scope
