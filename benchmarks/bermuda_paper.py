@@ -161,8 +161,8 @@ def _nmi_clusters(X, labels, batches, seed: int) -> dict:
     from scintegrate.metrics import NeighborGraph, resolution_sweep
 
     codes = pd.Categorical(labels).codes
-    sweep = resolution_sweep(NeighborGraph.compute(np.asarray(X, dtype=np.float32), 90, seed=seed)
-                             .connectivities(15), codes, seed=seed)
+    graph = NeighborGraph.compute(np.asarray(X, dtype=np.float32), 15, seed=seed)  # compute_metrics' 15-NN weights
+    sweep = resolution_sweep(graph.connectivities(15), codes, seed=seed)
     best = np.asarray(sweep.clusterings[sweep.best])
     out = {"resolution": sweep.best_resolution, "nmi": round(sweep.best_nmi, 4), "ari": round(sweep.best_ari, 4)}
     for name, values in (("labels", labels), ("batches", batches)):
