@@ -155,14 +155,12 @@ def sims_claims(df: pd.DataFrame) -> dict:
     return claims
 
 
-def _nmi_clusters(X, labels, batches, seed: int) -> dict:
-    """The clustering behind scIB's NMI/ARI (best-NMI resolution of the sweep): each cluster's size and
-    its counts per label and per batch."""
-    from scintegrate.metrics import NeighborGraph, resolution_sweep
+def _nmi_clusters(graph, labels, batches, seed: int) -> dict:
+    """The clustering behind scIB's NMI/ARI (best-NMI resolution of the sweep on ``graph``, the
+    embedding's ``NeighborGraph`` that ``compute_metrics`` also used): its counts per label and per batch."""
+    from scintegrate.metrics import resolution_sweep
 
-    codes = pd.Categorical(labels).codes
-    graph = NeighborGraph.compute(np.asarray(X, dtype=np.float32), 15, seed=seed)  # compute_metrics' 15-NN weights
-    sweep = resolution_sweep(graph.connectivities(15), codes, seed=seed)
+    sweep = resolution_sweep(graph.connectivities(15), pd.Categorical(labels).codes, seed=seed)
     best = np.asarray(sweep.clusterings[sweep.best])
     out = {"resolution": sweep.best_resolution, "nmi": round(sweep.best_nmi, 4), "ari": round(sweep.best_ari, 4)}
     for name, values in (("labels", labels), ("batches", batches)):
@@ -175,7 +173,8 @@ def part_real(names, seed: int = 0):
     import scintegrate as si
     from scintegrate.benchmark._prep import unintegrated_pca
     from scintegrate.benchmark.peers import get_peer
-    from scintegrate.metrics import compute_metrics
+    from scintegrate.metrics import NeighborGraph, compute_metrics
+    from scintegrate.metrics.summary import LISI_NEIGHBORS
 
     rows, details = [], {}
     for name in names:
@@ -191,11 +190,13 @@ def part_real(names, seed: int = 0):
             details[f"{name}/S_thr={thr:.2f}"] = detail
             runs[f"bermuda_{thr:.2f}"] = (emb, detail["time_s"])
         for method, (X, secs) in runs.items():
+            X64 = np.asarray(X, dtype=np.float64)  # compute_metrics' dtype: the same graph it would build
+            graph = NeighborGraph.compute(X64, LISI_NEIGHBORS, seed=seed)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                m = compute_metrics(X, b, lab, X_unintegrated=U, seed=seed)
+                m = compute_metrics(X, b, lab, X_unintegrated=U, knn_graph=graph, seed=seed)
                 if method in ("harmony", "bermuda_0.90"):
-                    details[f"{name}/{method}/nmi_clusters"] = _nmi_clusters(X, lab, b, seed)
+                    details[f"{name}/{method}/nmi_clusters"] = _nmi_clusters(graph, lab, b, seed)
             rows.append({"dataset": name, "method": method, **{k: float(v) for k, v in m.items()},
                          "time_s": round(float(secs), 1)})
             print(f"{name:24s} {method:14s} overall {m['overall']:.3f} batch {m['batch_score']:.3f} "

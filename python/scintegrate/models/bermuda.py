@@ -379,7 +379,8 @@ def _input_for_new_data(adata, batch_key, layer, features, counts, fitted):
 
     def row(name, array, k):
         return getattr(fitted, array)[known[name]] if name in known else getattr(own, array)[k]
-    arrays = {a: np.vstack([row(b, a, k) for k, b in enumerate(batch.categories)]) for a in ("mean", "sd", "zmin", "zmax")}
+    arrays = {a: np.vstack([row(b, a, k) for k, b in enumerate(batch.categories)])
+              for a in ("mean", "sd", "zmin", "zmax")}
     scaling = BermudaScaling(batches=list(batch.categories), scope=fitted.scope, **arrays)
     return X_log, batch.codes.astype(np.int64), scaling
 
