@@ -91,7 +91,7 @@ def _cluster_purity(clusters, types) -> dict:
 def run_peers(adata, seed: int = 0) -> dict:
     """Uncorrected PCA and the installed peers (called directly: the Gaussian data is not counts)."""
     from scintegrate.benchmark._prep import unintegrated_pca
-    from scintegrate.benchmark.peers import available_peers, get_peer
+    from scintegrate.benchmark.peers import available_peers, run_peer
 
     out = {}
     t0 = time.perf_counter()
@@ -103,7 +103,7 @@ def run_peers(adata, seed: int = 0) -> dict:
         t0 = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            emb = np.asarray(get_peer(name)(adata, "batch", seed), dtype=np.float32)
+            emb = run_peer(adata, name, batch_key="batch", seed=seed)
         out[name] = (emb, time.perf_counter() - t0)
     return out
 
@@ -172,7 +172,7 @@ def _nmi_clusters(graph, labels, batches, seed: int) -> dict:
 def part_real(names, seed: int = 0):
     import scintegrate as si
     from scintegrate.benchmark._prep import unintegrated_pca
-    from scintegrate.benchmark.peers import get_peer
+    from scintegrate.benchmark.peers import run_peer
     from scintegrate.metrics import NeighborGraph, compute_metrics
     from scintegrate.metrics.summary import LISI_NEIGHBORS
 
@@ -184,7 +184,7 @@ def part_real(names, seed: int = 0):
         U = unintegrated_pca(adata, batch_key="batch", n_comps=50, seed=seed)
         runs = {"pca": (U, time.perf_counter() - t0)}
         t0 = time.perf_counter()
-        runs["harmony"] = (np.asarray(get_peer("harmony")(adata, "batch", seed)), time.perf_counter() - t0)
+        runs["harmony"] = (run_peer(adata, "harmony", batch_key="batch", seed=seed), time.perf_counter() - t0)
         for thr in (0.90, 0.85):
             emb, detail = run_bermuda(adata, seed, similarity_threshold=thr)
             details[f"{name}/S_thr={thr:.2f}"] = detail

@@ -46,13 +46,13 @@ def run_deepbid(adata, seed: int = 0, **params) -> dict:
 
     labels = adata.obs["cell_type"].astype(str).to_numpy()
     t0, c0 = time.time(), time.process_time()
-    model = DeepBID(seed=seed, device="cpu", progress=False, tol=0.0, **params).fit(adata, "batch")
+    model = DeepBID(seed=seed, device="cpu", progress=False, tol=0.0, **params).fit(adata, batch_key="batch")
     wall, cpu = time.time() - t0, time.process_time() - c0
     pred = model.cluster()
-    trace = model.history["label_trace"]
-    return {"ari": ari(labels, pred), "nmi": nmi(labels, pred), "n_clusters": model.params["n_clusters_"],
-            "k_rule": model.params["k_rule"], "likelihood": model.params["likelihood_"],
-            "n_genes": model.params["n_input"], "gamma": model.params["gamma_"],
+    trace = model.label_trace_
+    return {"ari": ari(labels, pred), "nmi": nmi(labels, pred), "n_clusters": model.n_clusters_,
+            "k_rule": model.k_rule_, "likelihood": model.likelihood_,
+            "n_genes": len(model.genes_), "gamma": model.gamma_,
             "ari_per_epoch": [round(ari(labels, t), 4) for t in trace],
             "nmi_per_epoch": [round(nmi(labels, t), 4) for t in trace],
             "wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "params": params, "_model": model}

@@ -30,11 +30,11 @@ def time_one(n_cells: int, seed: int = 0) -> dict:
     adata = si.datasets.simulate_counts(n_cells=n_cells, n_genes=2000, n_batches=2, n_types=5, seed=seed)
     load0 = os.getloadavg()[0]
     t0, c0 = time.time(), time.process_time()
-    model = DeepBID(seed=seed, device="cpu", progress=False, tol=0.0).fit(adata, "batch")
+    model = DeepBID(seed=seed, device="cpu", progress=False, tol=0.0).fit(adata, batch_key="batch")
     wall, cpu = time.time() - t0, time.process_time() - c0
-    return {"n_cells": n_cells, "n_genes_used": model.params["n_input"], "wall_s": round(wall, 1),
-            "cpu_s": round(cpu, 1), "phases_wall_s": model.history["timing_s"],
-            "n_clusters": model.params["n_clusters_"],
+    return {"n_cells": n_cells, "n_genes_used": len(model.genes_), "wall_s": round(wall, 1),
+            "cpu_s": round(cpu, 1), "phases_wall_s": model.timings_,
+            "n_clusters": model.n_clusters_,
             "ari_vs_simulated_types": round(ari(adata.obs["cell_type"].to_numpy(), model.cluster()), 3),
             "load_average": [round(load0, 1), round(os.getloadavg()[0], 1)]}
 

@@ -1,7 +1,6 @@
 """integrate(): registry, input checks before any change, outputs and the uns record."""
 
 import sys
-import types
 
 import anndata as ad
 import numpy as np
@@ -9,21 +8,30 @@ import pandas as pd
 import pytest
 
 import scintegrate as si
-from scintegrate import api
+from scintegrate.models import IntegrationModel
+from scintegrate.registry import MethodSpec, register, unregister
+
+
+class FakeModel(IntegrationModel):
+    method = "fake"
+
+    def __init__(self, *, scale=1.0, seed=0, device="auto", progress=True):
+        self._setup({"scale": scale}, seed=seed, device=device, progress=progress)
+
+    def _fit(self, adata, data):
+        self.embedding_ = np.asarray(data.X, dtype=np.float32)[:, :2] * self.params["scale"]
+
+    def _outputs(self):
+        return {"obs": {"fake_cluster": np.zeros(len(self.embedding_), dtype=int)}, "info": {"n_epochs": 3,
+                                                                                              "note": None}}
 
 
 @pytest.fixture
-def fake_method(monkeypatch):
-    mod = types.ModuleType("fake_integrator")
-
-    def run(adata, *, batch_key, seed, device, progress, scale=1.0):
-        emb = np.asarray(adata.X, dtype=np.float32)[:, :2] * scale
-        return emb, {"obs": {"fake_cluster": np.zeros(adata.n_obs, dtype=int)}, "n_epochs": 3, "note": None}
-
-    mod.run = run
-    monkeypatch.setitem(sys.modules, "fake_integrator", mod)
-    monkeypatch.setitem(api.METHODS, "fake", "fake_integrator:run")
-    return run
+def fake_method():
+    register(MethodSpec(name="fake", model=f"{__name__}:FakeModel", description="test", input=("counts",),
+                        obs_keys=("fake_cluster",)))
+    yield FakeModel
+    unregister("fake")
 
 
 def _adata(n=20):
@@ -71,6 +79,13 @@ def test_bad_input_changes_nothing(fake_method, mutate, match):
 def test_unknown_method_lists_available():
     with pytest.raises(ValueError, match="unknown method 'nope'.*available"):
         si.integrate(_adata(), method="nope")
+
+
+def test_unknown_parameter_lists_the_valid_ones(fake_method):
+    adata = _adata()
+    with pytest.raises(ValueError, match=r"unknown parameter\(s\) \['n_epochs'\] for method 'fake'; valid: \['scale'\]"):
+        si.integrate(adata, method="fake", n_epochs=3)
+    assert "scintegrate" not in adata.uns
 
 
 def test_layer_is_used(fake_method):

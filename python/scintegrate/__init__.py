@@ -5,14 +5,15 @@
 >>> si.integrate(adata, method="pca", progress=False).obsm["X_pca_baseline"].shape[0]
 300
 
-Submodules: ``pp`` (Seurat-style preprocessing), ``datasets`` (simulators and loaders),
+Submodules: ``registry`` (every method: what it needs and writes), ``pp`` (Seurat-style preprocessing),
+``datasets`` (simulators and loaders),
 ``metrics`` (arrays in, scores out), ``benchmark`` (AnnData tables and plots), ``models``
 (BERMUDA, DeepBID, ...). Importing the package sets no seed, logger or device.
 """
 
 __version__ = "0.1.0"
 
-from . import datasets, metrics, pp  # noqa: E402
+from . import datasets, metrics, pp, registry  # noqa: E402
 from .api import available_methods, integrate  # noqa: E402
 
 
@@ -24,5 +25,5 @@ def __getattr__(name):  # lazy: models and benchmark import torch / matplotlib
     raise AttributeError(name)
 
 
-__all__ = ["pp", "datasets", "metrics", "benchmark", "models", "io", "integrate", "available_methods",
+__all__ = ["registry", "pp", "datasets", "metrics", "benchmark", "models", "io", "integrate", "available_methods",
            "__version__"]

@@ -1,8 +1,8 @@
-"""``scintegrate.integrate``: one entry point for every method, and the method registry.
+"""``scintegrate.integrate``: one entry point for every registered method.
 
-Each method is a function ``fn(adata, *, batch_key, seed, device, progress, **params) -> (embedding, info)``
-living in its own module; the registry maps names to ``"module:function"`` so nothing heavy is imported
-until a method is used.
+The method's :class:`~scintegrate.registry.MethodSpec` names its model class; ``integrate`` checks the
+input once, builds the model with ``seed``/``device``/``progress`` and the method's parameters, fits it and
+writes its :meth:`~scintegrate.models.IntegrationModel.to_result` into the AnnData.
 
 Example
 -------
@@ -16,52 +16,43 @@ AnnData object ...
 
 from __future__ import annotations
 
-import importlib
-from typing import Callable, Dict, Optional
+from typing import Optional
 
 import numpy as np
 
-from . import __version__
-from ._validation import check_adata
-
-#: name -> "module:function"; a method lands by adding one line here.
-METHODS: Dict[str, str] = {
-    "pca": "scintegrate.models.pca_baseline:integrate_pca",
-    "bermuda": "scintegrate.models.bermuda:integrate_bermuda",
-    "deepbid": "scintegrate.models.deepbid:integrate_deepbid",
-}
-
-#: default ``obsm`` key of each method's embedding
-DEFAULT_KEYS = {"pca": "X_pca_baseline"}
-
-#: methods that also take log-scale / continuous input with negative values (e.g. BERMUDA's 2-D Gaussian toy)
-ACCEPTS_NEGATIVE = {"pca", "bermuda"}
+from . import __version__, registry
+from .data import check_input
 
 
 def available_methods() -> list:
-    """Names of the methods whose implementation is importable in this installation."""
-    names = []
-    for name in METHODS:
-        try:
-            get_method(name)
-        except (ImportError, AttributeError):
-            continue
-        names.append(name)
-    return names
+    """Names of the methods ``integrate`` can run in this installation (peers excluded)."""
+    return registry.method_names(installed=True)
 
 
-def get_method(name: str) -> Callable:
-    """The integration function registered under ``name`` (case-insensitive)."""
-    key = str(name).lower()
-    if key not in METHODS:
-        raise ValueError(f"unknown method {name!r}; available: {sorted(METHODS)}")
-    module_name, func_name = METHODS[key].split(":")
-    return getattr(importlib.import_module(module_name), func_name)
+def get_model_class(name: str):
+    """The model class registered under ``name`` (case-insensitive)."""
+    return registry.get_spec(name).model_class()
+
+
+def build_model(method: str, *, seed: int = 0, device: str = "auto", progress: bool = True, **params):
+    """An unfitted model of ``method``; unknown parameters give a ``ValueError`` listing the valid ones."""
+    import inspect
+
+    cls = get_model_class(method)
+    signature = inspect.signature(cls.__init__).parameters
+    accepted = [n for n, p in signature.items() if n != "self" and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    open_ended = any(p.kind == p.VAR_KEYWORD for p in signature.values())
+    unknown = [] if open_ended else sorted(set(params) - set(accepted))
+    if unknown:
+        valid = [n for n in accepted if n not in ("seed", "device", "progress")]
+        raise ValueError(f"unknown parameter(s) {unknown} for method {registry.get_spec(method).name!r}; "
+                         f"valid: {valid}")
+    return cls(seed=seed, device=device, progress=progress, **params)
 
 
 def integrate(
     adata,
-    method: str = "bermuda",
+    method: str = registry.DEFAULT_METHOD,
     *,
     batch_key: str = "batch",
     key_added: Optional[str] = None,
@@ -74,41 +65,37 @@ def integrate(
 ):
     """Integrate the batches of ``adata`` with ``method``; write ``adata.obsm[key_added]``.
 
-    ``key_added`` defaults to ``"X_<method>"``. Inputs are checked before anything is changed
-    (missing batch column, a single batch, NaN/negative values, empty data, duplicate cell names).
-    Method-specific parameters go in ``**params``. Run details are stored in
-    ``adata.uns["scintegrate"][key_added]`` (method, parameters, seed, version, training history).
-    Returns the AnnData when ``copy=True``, otherwise modifies it in place and returns it too.
+    ``key_added`` defaults to the method's registered key (``"X_<method>"``). Inputs are checked before
+    anything is changed (missing batch column, a single batch, NaN/negative values, empty data, duplicate
+    cell names). Method-specific parameters go in ``**params`` (see ``scintegrate methods`` and the model
+    classes). Run details are stored in ``adata.uns["scintegrate"][key_added]`` (method, parameters, seed,
+    version, training history, stage timings). Returns the AnnData (a new one with ``copy=True``).
     """
-    fn = get_method(method)
-    method = str(method).lower()
-    check_adata(adata, batch_key, layer=layer, allow_negative=method in ACCEPTS_NEGATIVE)
+    spec = registry.get_spec(method)
+    check_input(adata, batch_key, layer=layer, spec=spec)
+    model = build_model(spec.name, seed=seed, device=device, progress=progress, **params)
+    result = model.fit(adata, batch_key=batch_key, layer=layer).to_result()
     if copy:
         adata = adata.copy()
-    work = adata if layer is None else _with_layer_as_x(adata, layer)
-    embedding, info = fn(work, batch_key=batch_key, seed=seed, device=device, progress=progress, **params)
-    embedding = np.asarray(embedding, dtype=np.float32)
-    if embedding.shape[0] != adata.n_obs:
-        raise RuntimeError(f"method {method!r} returned {embedding.shape[0]} rows for {adata.n_obs} cells")
-    key = key_added or DEFAULT_KEYS.get(method, f"X_{method}")
-    adata.obsm[key] = embedding
-    for obs_key, values in (info or {}).pop("obs", {}).items():
-        adata.obs[obs_key] = values
-    for obsm_key, values in (info or {}).pop("obsm", {}).items():
-        adata.obsm[obsm_key] = values
-    for layer_key, values in (info or {}).pop("layers", {}).items():
-        adata.layers[layer_key] = values
-    record = {"method": method, "batch_key": batch_key, "seed": int(seed), "device": str(device),
-              "version": __version__, "params": _plain(params)}
-    record.update(_plain(info or {}))
-    adata.uns.setdefault("scintegrate", {})[key] = record
+    write_result(adata, result, spec=spec, key=key_added or spec.obsm_key,
+                 record={"method": spec.name, "batch_key": batch_key, "seed": int(seed), "device": str(device),
+                         "version": __version__, "params": _plain(params)})
     return adata
 
 
-def _with_layer_as_x(adata, layer: str):
-    import anndata as ad
-
-    return ad.AnnData(X=adata.layers[layer], obs=adata.obs, var=adata.var)
+def write_result(adata, result, *, spec, key: str, record: dict) -> None:
+    """Write an :class:`~scintegrate.models.IntegrationResult` into ``adata`` (embedding, outputs, record)."""
+    embedding = np.asarray(result.embedding, dtype=np.float32)
+    if embedding.shape[0] != adata.n_obs:
+        raise RuntimeError(f"method {spec.name!r} returned {embedding.shape[0]} rows for {adata.n_obs} cells")
+    adata.obsm[key] = embedding
+    for obs_key, values in result.obs.items():
+        adata.obs[obs_key] = values
+    for obsm_key, values in result.obsm.items():
+        adata.obsm[obsm_key] = values
+    for layer_key, values in result.layers.items():
+        adata.layers[layer_key] = values
+    adata.uns.setdefault("scintegrate", {})[key] = {**record, **_plain(result.info)}
 
 
 def _plain(obj):

@@ -1,7 +1,8 @@
-"""Command line: ``scintegrate integrate | demo | benchmark | metrics``.
+"""Command line: ``scintegrate integrate | methods | demo | benchmark | metrics``.
 
 Examples
 --------
+$ scintegrate methods
 $ scintegrate demo --out demo_out
 $ scintegrate integrate data.h5ad --method bermuda --batch-key batch --out integrated.h5ad
 $ scintegrate benchmark data.h5ad --batch-key batch --label-key cell_type --methods pca,bermuda --peers --out bench
@@ -54,6 +55,19 @@ def _cmd_integrate(args) -> int:
     adata.write_h5ad(out)
     key = args.key_added or next(reversed(adata.uns["scintegrate"]))
     _log(args, f"{args.method}: wrote obsm[{key!r}] {adata.obsm[key].shape} to {out} in {time.time() - t0:.1f}s")
+    return 0
+
+
+def _cmd_methods(args) -> int:
+    """One line per registered method: name, kind, input, whether it is installed, description."""
+    from . import registry
+
+    rows = [(s.name, s.kind, "+".join(s.input), "yes" if s.is_installed() else "no", s.description)
+            for s in registry.specs() if args.all or s.kind != "peer"]
+    width = max(len(r[0]) for r in rows)
+    print(f"{'method':<{width}}  {'kind':<8}  {'input':<10}  {'installed':<9}  description")
+    for name, kind, inputs, installed, description in rows:
+        print(f"{name:<{width}}  {kind:<8}  {inputs:<10}  {installed:<9}  {description}")
     return 0
 
 
@@ -119,13 +133,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("integrate", help="integrate the batches of an .h5ad file")
     p.add_argument("input", help="input .h5ad (raw counts in .X, or use --layer)")
-    p.add_argument("--method", default="bermuda", help="integration method (default bermuda)")
+    p.add_argument("--method", default=_default_method(),
+                   help=f"integration method (default {_default_method()}; see 'scintegrate methods')")
     p.add_argument("--out", required=True, help="output .h5ad")
     p.add_argument("--key-added", default=None, help="obsm key for the embedding (default X_<method>)")
     p.add_argument("--layer", default=None, help="layer to use instead of .X")
     p.add_argument("--param", action="append", metavar="KEY=VALUE", help="method parameter (repeatable)")
     common(p)
     p.set_defaults(func=_cmd_integrate)
+
+    p = sub.add_parser("methods", help="list the registered methods, one line each")
+    p.add_argument("--all", action="store_true", help="include the peers the benchmark can run")
+    p.set_defaults(func=_cmd_methods)
 
     p = sub.add_parser("demo", help="simulate data, run every method, write results and plots")
     p.add_argument("--out", default="demo_out", help="output folder (default demo_out)")
@@ -137,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input")
     p.add_argument("--label-key", default="cell_type")
     p.add_argument("--methods", default=None, help="comma-separated methods (default: all available)")
-    p.add_argument("--peers", action="store_true", help="add installed peers (harmonypy, scanorama, scvi-tools)")
+    p.add_argument("--peers", action="store_true", help="add the installed peers ('scintegrate methods --all')")
     p.add_argument("--out", required=True, help="output folder")
     common(p)
     p.set_defaults(func=_cmd_benchmark)
@@ -152,6 +171,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _default_method() -> str:
+    from .registry import DEFAULT_METHOD
+
+    return DEFAULT_METHOD
+
+
 def _version() -> str:
     from . import __version__
 
@@ -161,6 +186,8 @@ def _version() -> str:
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point of the ``scintegrate`` console script; returns the exit status."""
     args = build_parser().parse_args(argv)
+    if not hasattr(args, "quiet"):
+        args.quiet = False
     try:
         return args.func(args)
     except (ValueError, KeyError, FileNotFoundError, RuntimeError, ImportError) as err:

@@ -3,9 +3,11 @@
 import numpy as np
 import pytest
 
-from scintegrate.benchmark import peers as peers_mod
+import dataclasses
+
+from scintegrate import registry
 from scintegrate.benchmark._prep import unintegrated_pca
-from scintegrate.benchmark.peers import available_peers, get_peer, run_peer
+from scintegrate.benchmark.peers import available_peers, run_peer
 from scintegrate.neighbors import knn
 
 
@@ -15,16 +17,25 @@ def _other_batch_fraction(X, batch, k=15):
     return float((batch[idx] != batch[:, None]).mean())
 
 
-def test_not_installed_peer_is_not_available(monkeypatch):
-    monkeypatch.setitem(peers_mod.PEERS, "harmony", ("no_such_module_xyz", peers_mod.harmony))
+@pytest.fixture
+def harmony_not_installed():
+    original = registry.get_spec("harmony")
+    registry.register(dataclasses.replace(original, requires=("no_such_module_xyz",)), replace=True)
+    yield
+    registry.register(original, replace=True)
+
+
+def test_not_installed_peer_is_not_available(harmony_not_installed, adata):
     assert "harmony" not in available_peers()
     with pytest.raises(ImportError, match="peer 'harmony' needs the package 'no_such_module_xyz'"):
-        get_peer("harmony")
+        run_peer(adata, "harmony")
 
 
-def test_unknown_peer():
-    with pytest.raises(ValueError, match="unknown peer method 'seurat'"):
-        get_peer("seurat")
+def test_unknown_peer_and_a_method_that_is_no_peer(adata):
+    with pytest.raises(ValueError, match="unknown method 'seurat'"):
+        run_peer(adata, "seurat")
+    with pytest.raises(ValueError, match="'pca' is not a peer method"):
+        run_peer(adata, "pca")
 
 
 @pytest.mark.parametrize("name", ["harmony", "scanorama", "combat"])

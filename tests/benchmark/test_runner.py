@@ -6,8 +6,11 @@ import pandas as pd
 import pytest
 from matplotlib.image import imread
 
+import dataclasses
+
+from scintegrate import registry
 from scintegrate.benchmark import METRIC_COLUMNS, run_benchmark
-from scintegrate.benchmark import peers as peers_mod
+from scintegrate.benchmark.peers import available_peers
 
 #: everything but BERMUDA's divergence / entropy, which need a 2-D UMAP (slow to compile in tests)
 NO_UMAP = [m for m in METRIC_COLUMNS if m not in ("divergence_score", "entropy_score")]
@@ -30,8 +33,16 @@ def test_run_benchmark_pca_writes_three_files(adata, tmp_path):
     assert "X_pca_baseline" in adata.obsm and "X_pca" in adata.obsm
 
 
-def test_missing_peer_is_skipped_with_warning(adata, tmp_path, monkeypatch):
-    monkeypatch.setitem(peers_mod.PEERS, "harmony", ("no_such_module_xyz", peers_mod.harmony))
+def test_missing_peer_is_skipped_with_warning(adata, tmp_path):
+    original = registry.get_spec("harmony")
+    registry.register(dataclasses.replace(original, requires=("no_such_module_xyz",)), replace=True)
+    try:
+        _run_without_harmony(adata, tmp_path)
+    finally:
+        registry.register(original, replace=True)
+
+
+def _run_without_harmony(adata, tmp_path):
     with pytest.warns(UserWarning, match="peer 'harmony' skipped: its package is not installed"):
         df = run_benchmark(adata, methods=["pca"], peers=["harmony"], out_dir=tmp_path, progress=False,
                            umap=False, metrics=NO_UMAP)
@@ -40,7 +51,7 @@ def test_missing_peer_is_skipped_with_warning(adata, tmp_path, monkeypatch):
 
 
 def test_installed_peer_gets_a_row(adata, tmp_path):
-    if "combat" not in peers_mod.available_peers():
+    if "combat" not in available_peers():
         pytest.skip("scanpy ComBat not available")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

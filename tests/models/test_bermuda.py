@@ -12,7 +12,7 @@ import torch
 import scintegrate as si
 from scintegrate.models import BERMUDA
 from scintegrate.models._bermuda_steps import training_schedule
-from scintegrate.models.bermuda import _ClusterSampler
+from scintegrate.train import ClusterBalancedSampler
 from scintegrate.modules.bermuda import MMD_KERNEL, BermudaAE, lambda_ramp
 from scintegrate.nn import mmd_multi_kernel
 
@@ -79,7 +79,9 @@ def test_loss_is_sum_of_cluster_mse_plus_weighted_mmd():
     ae = BermudaAE(12, hidden=8, code_dim=3)
     x = torch.rand(3 * 7, 12)
     pairs = torch.tensor([[0, 2], [1, 2]])
-    out = ae.loss(x, 3, pairs, lam=0.4)
+    ae.set_cluster_pairs(3, pairs)
+    out = ae.loss({"x": x, "lam": 0.4})
+    assert out["lambda"] == pytest.approx(0.4)
     with torch.no_grad():
         code, recon = ae(x)
     blocks = [slice(7 * k, 7 * (k + 1)) for k in range(3)]
@@ -94,8 +96,8 @@ def test_loss_is_sum_of_cluster_mse_plus_weighted_mmd():
 # ---------------------------------------------------------------- sampler / schedule
 def test_sampler_draws_n_mb_from_every_cluster_and_oversamples_small_ones():
     codes = np.array([0] * 100 + [1] * 7 + [2] * 30)
-    sampler = _ClusterSampler(codes, 3, n_mb=10, steps=4, generator=torch.Generator().manual_seed(0))
-    steps = list(sampler.epoch())
+    sampler = ClusterBalancedSampler(codes, 3, n_mb=10, steps=4, seed=0)
+    steps = list(sampler.epoch(0))
     assert len(steps) == 4
     for idx in steps:
         np.testing.assert_array_equal(codes[idx], np.repeat([0, 1, 2], 10))
@@ -158,19 +160,20 @@ def test_save_load_roundtrip(fitted, small, tmp_path):
     np.testing.assert_array_equal(loaded.embed(small), fitted.embed())  # recomputed from the data
     assert loaded.cluster_pairs_ == fitted.cluster_pairs_
     np.testing.assert_array_equal(loaded.similarity_, fitted.similarity_)
-    assert loaded.params["epochs_used"] == fitted.history_.n_epochs
+    assert loaded.history_.n_epochs == fitted.history_.n_epochs and loaded.schedule_ == fitted.schedule_
 
 
 def test_embed_new_data_uses_fitted_batch_scaling(fitted, small):
     sub = small[small.obs["batch"] == "batch2"][:40].copy()
     mask = (small.obs["batch"] == "batch2").to_numpy()
     np.testing.assert_allclose(fitted.embed(sub), fitted.embed()[np.flatnonzero(mask)[:40]], atol=1e-6)
-    with pytest.raises(KeyError, match="training genes are missing"):
+    with pytest.raises(KeyError, match="genes are missing from the data"):
         fitted.embed(small[:, :50].copy())
 
 
 def test_global_scaling_scope_shares_one_range_and_new_batches_reuse_it(fitted, small):
-    from scintegrate.models.bermuda import _input_for_new_data
+    from scintegrate.data import extract
+    from scintegrate.models._bermuda_input import input_for_new_data
 
     assert fitted.params["scaling_scope"] == "batch" and fitted.scaling_.scope == "batch"  # the reference's
     with warnings.catch_warnings():
@@ -182,7 +185,7 @@ def test_global_scaling_scope_shares_one_range_and_new_batches_reuse_it(fitted, 
     np.testing.assert_array_equal(s.zmax[0], s.zmax[1])
     new = small[small.obs["batch"] == "batch2"][:60].copy()
     new.obs["batch"] = "batch_new"
-    _, _, scaling = _input_for_new_data(new, "batch", None, fitted.features_, True, s)
+    _, _, scaling = input_for_new_data(extract(new, "batch"), fitted.features_, s)
     np.testing.assert_array_equal(scaling.zmin[0], s.zmin[0])
     assert np.isfinite(fitted.embed(new)).all()
     with pytest.raises(ValueError, match="scaling_scope must be one of"):
@@ -226,9 +229,10 @@ def test_automatic_per_batch_clustering(small):
 
 def test_centroid_assignment_of_unclustered_cells(small):
     from scintegrate.models._bermuda_steps import _assign_rest
-    from scintegrate.models.bermuda import _prepare_input
+    from scintegrate.data import extract
+    from scintegrate.models._bermuda_input import prepare_input
 
-    X_log, *_ = _prepare_input(small, "batch", None, list(small.var_names), True)
+    X_log, _ = prepare_input(extract(small, "batch"), list(small.var_names))
     batch = small.obs["batch"].astype(str).to_numpy()
     truth = small.obs["cell_type"].astype(str).to_numpy()
     chosen = np.flatnonzero(np.arange(small.n_obs) % 3 == 0)  # a third of the cells carry labels
@@ -378,3 +382,10 @@ def test_removal2_gaussian_quality():
     adata = si.datasets.simulate_gaussian_2d(experiment="removal2", seed=0)
     ours, _ = _removal2_scores(adata, hidden=20, code_dim=2)
     assert ours["div"] < 0.1 and ours["ent"] < 0.15 and ours["sil"] > 0.7, ours
+
+
+@pytest.mark.slow
+def test_demo_code_keeps_the_cell_types(demo_run):
+    """What ``scintegrate demo`` shows a new user: BERMUDA's code keeps the simulated types apart."""
+    _, rows = demo_run
+    assert rows.loc["bermuda", "nmi"] >= 0.8 and rows.loc["bermuda", "ari"] >= 0.8, rows.loc["bermuda"]

@@ -8,7 +8,12 @@ import scipy.sparse as sp
 
 import scintegrate as si
 from scintegrate import pp
-from scintegrate.models.pca_baseline import integrate_pca
+from scintegrate.models import PCABaseline
+
+
+def integrate_pca(adata, *, batch_key, seed=0, n_comps=50, n_features=2000):
+    model = PCABaseline(n_comps=n_comps, n_features=n_features, seed=seed, device="cpu").fit(adata, batch_key=batch_key)
+    return model.embed(), model.to_result().info
 
 
 def _counts(n=240, g=150, seed=0):
@@ -23,7 +28,7 @@ def _counts(n=240, g=150, seed=0):
 
 def test_counts_follow_the_pp_chain():
     adata = _counts()
-    emb, info = integrate_pca(adata, batch_key="batch", seed=0, device="cpu", progress=False, n_comps=10,
+    emb, info = integrate_pca(adata, batch_key="batch", seed=0, n_comps=10,
                               n_features=100)
     ref = adata.copy()
     pp.log_normalize(ref)
@@ -42,12 +47,12 @@ def test_integrate_entry_point_and_non_count_input():
     assert adata.uns["scintegrate"]["X_pca_baseline"]["normalized"] is True
     logged = adata.copy()
     pp.log_normalize(logged)
-    emb, info = integrate_pca(logged, batch_key="batch", seed=0, device="cpu", progress=False, n_comps=5,
+    emb, info = integrate_pca(logged, batch_key="batch", seed=0, n_comps=5,
                               n_features=200)
     assert not info["normalized"] and info["feature_selection"] == "all genes" and emb.shape == (240, 5)
     centred = logged.copy()
     centred.X = logged.X.toarray() - 1.0
-    _, info = integrate_pca(centred, batch_key="batch", seed=0, device="cpu", progress=False, n_comps=5,
+    _, info = integrate_pca(centred, batch_key="batch", seed=0, n_comps=5,
                             n_features=50)
     assert info["feature_selection"].startswith("top variance") and len(info["features"]) == 50
 
@@ -57,11 +62,11 @@ def test_separates_cell_types_on_mixology(shared_data):
     from sklearn.model_selection import cross_val_score
 
     adata = ad.read_h5ad(shared_data / "mixology_3cl.h5ad")
-    emb, _ = integrate_pca(adata, batch_key="batch", seed=0, device="cpu", progress=False, n_comps=20)
+    emb, _ = integrate_pca(adata, batch_key="batch", seed=0, n_comps=20)
     acc = cross_val_score(KNeighborsClassifier(15), emb, adata.obs["cell_type"].astype(str), cv=5).mean()
     assert acc > 0.95
 
 
 def test_bad_parameters():
     with pytest.raises(ValueError, match="n_comps must be >= 1"):
-        integrate_pca(_counts(), batch_key="batch", seed=0, device="cpu", progress=False, n_comps=0)
+        PCABaseline(n_comps=0)

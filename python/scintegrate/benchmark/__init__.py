@@ -12,12 +12,12 @@
 >>> df.loc["pca", "overall"]  # doctest: +SKIP
 """
 
-from .peers import PEERS, available_peers, run_peer
+from .peers import available_peers, run_peer
 from .plots import plot_overview, plot_umap_grid
 from .runner import run_benchmark
 from .table import (AGGREGATES, BATCH_METRICS, BERMUDA_METRICS, BIO_METRICS, LOWER_IS_BETTER, METRIC_COLUMNS,
                     benchmark, score_embedding)
 
 __all__ = ["benchmark", "score_embedding", "plot_overview", "plot_umap_grid", "run_benchmark", "run_peer",
-           "available_peers", "PEERS", "METRIC_COLUMNS", "BATCH_METRICS", "BIO_METRICS", "BERMUDA_METRICS", "AGGREGATES",
+           "available_peers", "METRIC_COLUMNS", "BATCH_METRICS", "BIO_METRICS", "BERMUDA_METRICS", "AGGREGATES",
            "LOWER_IS_BETTER"]

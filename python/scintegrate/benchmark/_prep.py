@@ -1,6 +1,6 @@
 """The one preprocessing chain shared by the unintegrated baseline and the peer methods.
 
-It is the chain of our ``"pca"`` method (:mod:`scintegrate.models.pca_baseline`): log-normalise
+It is the chain of the uncorrected baseline (:mod:`scintegrate.models.pca_baseline`): log-normalise
 (counts only) -> integration features across batches -> (scale -> PCA), all with
 :mod:`scintegrate.pp`, on a private copy; the caller's AnnData is never changed. Raw counts are
 taken from ``layers["counts"]`` when ``X`` holds something else.
@@ -44,19 +44,15 @@ def _input_data(adata, batch_key: str):
 def integration_data(adata, *, batch_key: str, n_features: int = 2000):
     """A new AnnData: log-normalised values on the integration features, counts in ``layers["counts"]``.
 
-    Features are chosen exactly as the ``"pca"`` method chooses them (Seurat's
-    SelectIntegrationFeatures for counts; see :mod:`scintegrate.models.pca_baseline` otherwise).
+    Features are chosen exactly as the uncorrected baseline chooses them
+    (:func:`scintegrate.pp.select_features_any`).
     """
     from .. import pp
-    from ..models.pca_baseline import _features_for_non_counts
 
     work, has_counts = _input_data(adata, batch_key)
     if has_counts:
         pp.log_normalize(work)
-        features = pp.select_integration_features(work, batch_key=batch_key, n_features=n_features,
-                                                  fvf_n_features=n_features)
-    else:
-        features, _ = _features_for_non_counts(work, batch_key, n_features)
+    features, _ = pp.select_features_any(work, batch_key=batch_key, n_features=n_features, counts=has_counts)
     return work[:, list(features)].copy()
 
 
@@ -72,9 +68,10 @@ def pca_of(work, *, n_comps: int = 50, seed: int = 0) -> np.ndarray:
 
 def unintegrated_pca(adata, *, batch_key: str, n_comps: int = 50, n_features: int = 2000,
                      seed: int = 0) -> np.ndarray:
-    """The "no integration" baseline: our ``"pca"`` method (Seurat-style PCA of all batches together)."""
-    from ..models.pca_baseline import integrate_pca
+    """The "no integration" baseline: the registry's baseline (Seurat-style PCA of all batches together)."""
+    from .. import registry
 
     work, _ = _input_data(adata, batch_key)
-    embedding, _ = integrate_pca(work, batch_key=batch_key, seed=seed, n_comps=n_comps, n_features=n_features)
-    return np.asarray(embedding, dtype=np.float32)
+    baseline = registry.specs("baseline")[0].model_class()
+    model = baseline(n_comps=n_comps, n_features=n_features, seed=seed, progress=False)
+    return model.fit(work, batch_key=batch_key).embed()

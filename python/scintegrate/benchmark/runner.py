@@ -22,8 +22,7 @@ from typing import Dict, Optional, Sequence, Union
 
 import pandas as pd
 
-from .. import api
-from .peers import PEERS, available_peers, run_peer
+from .. import __version__, api, registry
 from .plots import plot_overview, plot_umap_grid
 from .table import benchmark, check_inputs, ensure_unintegrated
 
@@ -32,9 +31,10 @@ def _resolve_methods(methods) -> list:
     if methods is None:
         return api.available_methods()
     methods = [methods] if isinstance(methods, str) else list(methods)
-    unknown = [m for m in methods if str(m).lower() not in api.METHODS]
+    known = registry.method_names()
+    unknown = [m for m in methods if str(m).lower() not in known]
     if unknown:
-        raise ValueError(f"unknown method(s) {unknown}; available: {sorted(api.METHODS)}")
+        raise ValueError(f"unknown method(s) {unknown}; available: {sorted(known)}")
     return [str(m).lower() for m in methods]
 
 
@@ -43,52 +43,49 @@ def _resolve_peers(peers) -> list:
     if peers is None or peers is False:
         return []
     if peers is True or peers == "all":
-        return available_peers()
+        return registry.peer_names(installed=True)
     peers = [peers] if isinstance(peers, str) else list(peers)
-    unknown = [p for p in peers if str(p).lower() not in PEERS]
+    known = registry.peer_names()
+    unknown = [p for p in peers if str(p).lower() not in known]
     if unknown:
-        raise ValueError(f"unknown peer method(s) {unknown}; available: {sorted(PEERS)}")
-    installed = set(available_peers())
+        raise ValueError(f"unknown peer method(s) {unknown}; available: {sorted(known)}")
+    installed = set(registry.peer_names(installed=True))
     for p in peers:
         if str(p).lower() not in installed:
             warnings.warn(f"peer {p!r} skipped: its package is not installed", UserWarning, stacklevel=3)
     return [str(p).lower() for p in peers if str(p).lower() in installed]
 
 
-def _run_methods(adata, methods, *, batch_key, seed, device, progress, params) -> Dict[str, tuple]:
+def _run(adata, names, *, batch_key, seed, device, progress, params) -> Dict[str, tuple]:
+    """Fit every named method or peer and write its result; a peer that fails on this data is skipped."""
     runs = {}
-    for method in methods:
-        key = api.DEFAULT_KEYS.get(method, f"X_{method}")
-        start = time.perf_counter()
-        api.integrate(adata, method=method, batch_key=batch_key, key_added=key, seed=seed, device=device,
-                      progress=progress, **params.get(method, {}))
-        runs[method] = (key, "baseline" if method == "pca" else "scintegrate", time.perf_counter() - start)
-    return runs
-
-
-def _run_peers(adata, peers, *, batch_key, seed, device, params) -> Dict[str, tuple]:
-    runs = {}
-    for peer in peers:
-        extra = dict(params.get(peer, {}))
-        if peer == "scvi":
-            extra.setdefault("device", device)
+    for name in names:
+        spec = registry.get_spec(name)
         start = time.perf_counter()
         try:
-            adata.obsm[f"X_{peer}"] = run_peer(adata, peer, batch_key=batch_key, seed=seed, **extra)
+            model = api.build_model(name, seed=seed, device=device, progress=progress, **params.get(name, {}))
+            result = model.fit(adata, batch_key=batch_key).to_result()
         except (ImportError, ValueError) as err:  # broken install, or data the peer cannot take
-            warnings.warn(f"peer {peer!r} skipped: {err}", UserWarning, stacklevel=3)
+            if spec.kind != "peer":
+                raise
+            warnings.warn(f"peer {name!r} skipped: {err}", UserWarning, stacklevel=3)
             continue
-        runs[peer] = (f"X_{peer}", "peer", time.perf_counter() - start)
+        api.write_result(adata, result, spec=spec, key=spec.obsm_key,
+                         record={"method": name, "batch_key": batch_key, "seed": int(seed), "device": str(device),
+                                 "version": __version__, "params": api._plain(params.get(name, {}))})
+        kind = "scintegrate" if spec.kind == "method" else spec.kind
+        runs[name] = (spec.obsm_key, kind, time.perf_counter() - start)
     return runs
 
 
 def _with_baseline(adata, runs: dict, unintegrated: Optional[str], *, batch_key: str, seed: int) -> dict:
-    """Make ``obsm[unintegrated]`` exist; add an ``"unintegrated"`` row unless ``"pca"`` (the same thing) ran."""
+    """Make ``obsm[unintegrated]`` exist; add an ``"unintegrated"`` row unless the baseline (the same thing) ran."""
     if unintegrated is None:
         return runs
-    if "pca" in runs:
+    baseline = [name for name, (_, kind, _) in runs.items() if kind == "baseline"]
+    if baseline:
         if unintegrated not in adata.obsm:
-            adata.obsm[unintegrated] = adata.obsm[runs["pca"][0]].copy()
+            adata.obsm[unintegrated] = adata.obsm[runs[baseline[0]][0]].copy()
         return runs
     start = time.perf_counter()
     ensure_unintegrated(adata, unintegrated, batch_key=batch_key, seed=seed)
@@ -113,12 +110,11 @@ def run_benchmark(
 ) -> pd.DataFrame:
     """Integrate ``adata`` with each method and peer, score everything, write the report files.
 
-    ``methods`` are names from :data:`scintegrate.api.METHODS` (default: all importable);
-    ``peers`` are names from :data:`scintegrate.benchmark.peers.PEERS`, ``"all"`` for every
-    installed one (default: none); peers that are not installed are skipped with a warning.
-    The unintegrated PCA (``obsm[unintegrated]``, computed if missing) is the reference of
-    ``pcr_comparison`` and is scored as row ``"unintegrated"``, unless the ``"pca"`` method ran
-    (it is that same baseline, and fills ``obsm[unintegrated]`` when missing). ``method_params`` maps a name to extra keyword arguments; ``metrics``
+    ``methods`` are registered method names (:mod:`scintegrate.registry`; default: all installed);
+    ``peers`` are registered peer names, ``"all"`` for every installed one (default: none); peers that are
+    not installed are skipped with a warning. The unintegrated PCA (``obsm[unintegrated]``, computed if
+    missing) is the reference of ``pcr_comparison`` and is scored as row ``"unintegrated"``, unless the
+    registry's baseline ran (it is that same PCA, and fills ``obsm[unintegrated]`` when missing). ``method_params`` maps a name to extra keyword arguments; ``metrics``
     selects metrics as in :func:`benchmark`. Returns the table written to ``metrics.csv``:
     index = method, columns ``kind``, ``embedding``, ``seconds`` (integration time) and the
     metrics. ``umap=False`` skips ``umap.png``.
@@ -130,9 +126,8 @@ def run_benchmark(
     params = {k.lower(): v for k, v in (method_params or {}).items()}
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    runs = _run_methods(adata, methods, batch_key=batch_key, seed=seed, device=device, progress=progress,
-                        params=params)
-    runs.update(_run_peers(adata, peers, batch_key=batch_key, seed=seed, device=device, params=params))
+    runs = _run(adata, methods + peers, batch_key=batch_key, seed=seed, device=device, progress=progress,
+                params=params)
     runs = _with_baseline(adata, runs, unintegrated, batch_key=batch_key, seed=seed)
     df = benchmark(adata, batch_key=batch_key, label_key=label_key, embeddings=[key for key, _, _ in runs.values()],
                    unintegrated=unintegrated, metrics=metrics, seed=seed, device=device, progress=progress)

@@ -57,7 +57,7 @@ PRESETS = {
     "all": METRIC_KEYS,
     "fast": ("ilisi", "clisi", "asw_label", "asw_batch", "pcr_comparison",
              "graph_connectivity", "isolated_label_asw", "kbet", "ebm", "knn_accuracy"),
-    "bermuda": ("divergence_score", "entropy_score", "silhouette_score"),
+    "bermuda_scores": ("divergence_score", "entropy_score", "silhouette_score"),
     "scib": BATCH_METRICS + BIO_METRICS + ("batch_score", "bio_score", "overall"),
 }
 LISI_NEIGHBORS = 89  # 3 * perplexity 30, the cell itself being the 90th

@@ -1,8 +1,14 @@
-"""User-facing model classes (AnnData in, results out; fit / embed / save / load)."""
+"""User-facing model classes (AnnData in, results out; fit / embed / to_result / save / load).
+
+Every class subclasses :class:`IntegrationModel` and is named by its registry entry
+(:mod:`scintegrate.registry`); classes load lazily (torch is imported only when a network is used).
+"""
 
 import importlib
 
-_CLASSES = {"BERMUDA": "scintegrate.models.bermuda", "DeepBID": "scintegrate.models.deepbid"}
+_CLASSES = {"IntegrationModel": "scintegrate.models._base", "IntegrationResult": "scintegrate.models._base",
+            "PCABaseline": "scintegrate.models.pca_baseline", "BERMUDA": "scintegrate.models.bermuda",
+            "DeepBID": "scintegrate.models.deepbid"}
 
 
 def __getattr__(name):

@@ -21,26 +21,13 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .._validation import get_matrix
 
 PAPER_MAX_EPOCHS = 2000
 #: the paper halves the learning rate every 200 epochs (of its own, data-dependent length)
 PAPER_LR_STEP = 200.0
 
 
-def _work_adata(adata, batch_key: str, layer: Optional[str]):
-    """A private AnnData with the chosen matrix (float32) and only the batch column."""
-    import anndata as ad
-
-    X = get_matrix(adata, layer)
-    X = sp.csr_matrix(X, dtype=np.float32) if sp.issparse(X) else np.array(X, dtype=np.float32)
-    var = pd.DataFrame(index=adata.var_names.copy())
-    work = ad.AnnData(X=X, obs=pd.DataFrame({batch_key: adata.obs[batch_key].astype(str).to_numpy()},
-                                            index=adata.obs_names.copy()), var=var)
-    return work
-
-
-def select_features(adata, *, batch_key: str, layer: Optional[str], counts: bool, n_features: int,
+def select_features(adata, data, *, batch_key: str, n_features: int,
                     features: Optional[Sequence[str]] = None) -> list:
     """Genes BERMUDA uses: ``features`` if given, else Seurat's integration features (counts with
     more than ``n_features`` genes), else all genes."""
@@ -49,16 +36,15 @@ def select_features(adata, *, batch_key: str, layer: Optional[str], counts: bool
     if features is not None:
         pp.scale.feature_indices(adata, features)  # KeyError naming the missing genes
         return list(dict.fromkeys(str(f) for f in features))
-    if not counts or adata.n_vars <= n_features:
+    if not data.is_counts or adata.n_vars <= n_features:
         return [str(g) for g in adata.var_names]
 
-    work = _work_adata(adata, batch_key, layer)
+    work = data.to_anndata(batch_key)
     pp.log_normalize(work)
     return [str(g) for g in pp.select_integration_features(work, batch_key=batch_key, n_features=n_features)]
 
 
-def cluster_batches(adata, *, batch_key: str, layer: Optional[str], counts: bool, params: dict,
-                    ranked=None) -> np.ndarray:
+def cluster_batches(adata, data, *, batch_key: str, params: dict, ranked=None) -> np.ndarray:
     """Per-cell cluster labels ``"<batch>|<cluster>"``, each batch clustered on its own.
 
     ``params["cluster_key"]`` names an ``obs`` column of given clusters; otherwise
@@ -83,15 +69,16 @@ def cluster_batches(adata, *, batch_key: str, layer: Optional[str], counts: bool
         return _prefixed(batch, labels.astype(str).to_numpy())
     chosen = _subsample_per_batch(batch, params.get("cluster_max_cells"), params["seed"])
     labels = np.empty(adata.n_obs, dtype=object)
-    if counts:
+    if data.is_counts:
         from .. import pp
 
-        work = _work_adata(adata[chosen] if chosen.size < adata.n_obs else adata, batch_key, layer)
+        work = data.to_anndata(batch_key)
+        work = work[chosen].copy() if chosen.size < adata.n_obs else work
         pp.find_clusters(work, batch_key=batch_key, resolution=params["resolution"],  # log-normalises
                          n_neighbors=params["n_neighbors"], n_comps=params["n_pcs"], seed=params["seed"])
         labels[chosen] = work.obs["seurat_clusters"].astype(str).str.rpartition("_")[2].to_numpy()
     else:
-        X = get_matrix(adata, layer)
+        X = data.X
         for level in pd.unique(batch):
             rows = chosen[batch[chosen] == level]
             labels[rows] = _cluster_log_data(X[rows], params).astype(str)

@@ -15,12 +15,13 @@ Non-count input (``likelihood="gaussian"``, e.g. a log-normalised matrix): the v
 Example
 -------
 >>> import numpy as np, anndata as ad, pandas as pd
+>>> from scintegrate.data import extract
 >>> from scintegrate.models._deepbid_data import prepare_inputs
 >>> rng = np.random.default_rng(0)
 >>> a = ad.AnnData(rng.poisson(1.0, (60, 40)).astype(np.float32),
 ...                obs=pd.DataFrame({"b": ["x", "y"] * 30}, index=[f"c{i}" for i in range(60)]))
->>> inp = prepare_inputs(a, "b", n_top_genes=10)
->>> inp.likelihood, inp.x.shape[0], inp.counts is not None
+>>> inp = prepare_inputs(extract(a, "b"), n_top_genes=10)
+>>> inp.likelihood, inp.n_cells, inp.counts is not None
 ('nb', 60, True)
 """
 
@@ -34,7 +35,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .._validation import check_batches, get_matrix, is_count_matrix
+from .._validation import is_count_matrix
 
 #: batches with fewer cells than this contribute no HVGs (their cells are still integrated)
 MIN_CELLS_FOR_HVG = 10
@@ -42,10 +43,14 @@ MIN_CELLS_FOR_HVG = 10
 
 @dataclass
 class DeepBIDInputs:
-    """Arrays the model trains on (cells in rows, the selected genes in columns)."""
+    """What the model trains on (cells in rows, the selected genes in columns), sparse until a minibatch.
 
-    x: np.ndarray                  # standardised network input (float32)
-    counts: Optional[np.ndarray]   # raw counts of the same genes (NB) or None (Gaussian)
+    The network's input is ``logx`` standardised per gene (``gene_mean`` / ``gene_std``, clipped to +-10),
+    formed for a block of rows at a time by :meth:`x_rows`.
+    """
+
+    logx: sp.csr_matrix            # log values of the selected genes (float32)
+    counts: Optional[sp.csr_matrix]  # raw counts of the same genes (NB) or None (Gaussian)
     size_factors: np.ndarray       # s_i (ones for Gaussian)
     batch: np.ndarray              # batch code per cell (int64)
     batch_levels: List[str]
@@ -53,6 +58,40 @@ class DeepBIDInputs:
     gene_mean: np.ndarray          # per-gene mean / sd of the log values used to standardise
     gene_std: np.ndarray
     likelihood: str
+
+    @property
+    def n_cells(self) -> int:
+        return self.logx.shape[0]
+
+    def x_rows(self, rows) -> np.ndarray:
+        """Standardised dense float32 network input of ``rows`` (a slice or index array)."""
+        return standardize(self.logx[rows], self.gene_mean, self.gene_std)
+
+    def counts_rows(self, rows) -> np.ndarray:
+        return self.counts[rows].toarray()
+
+
+def standardize(logx_rows, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """``clip((x - mean) / std, -10, 10)`` of sparse or dense rows, as dense float32."""
+    dense = logx_rows.toarray() if sp.issparse(logx_rows) else np.asarray(logx_rows)
+    return np.clip((dense - mean) / std, -10, 10).astype(np.float32)
+
+
+def column_mean_std(X: sp.csr_matrix, chunk: int = 4096):
+    """Per-column mean and population sd of ``X``, block by block, equal to ``X.toarray().mean(0)`` and
+    ``.std(0)`` bit for bit (numpy sums an axis-0 reduction row after row; so does this, carrying the
+    running sum into each block) without ever holding the dense matrix."""
+    n = X.shape[0]
+
+    def running_sum(blocks):
+        total = None
+        for block in blocks:
+            total = np.add.reduce(block if total is None else np.vstack([total[None], block]), axis=0)
+        return total
+
+    mean = running_sum(X[i:i + chunk].toarray() for i in range(0, n, chunk)) / n
+    var = running_sum(np.square(X[i:i + chunk].toarray() - mean) for i in range(0, n, chunk)) / n
+    return mean, np.sqrt(var)
 
 
 def resolve_likelihood(X, likelihood: str = "auto") -> str:
@@ -109,15 +148,14 @@ def _log_matrix_and_batch_hvgs(X: sp.csr_matrix, batch: np.ndarray, n_levels: in
     return logx, hvg_union
 
 
-def prepare_inputs(adata, batch_key: str = "batch", *, layer: Optional[str] = None, n_top_genes: int = 1000,
-                   min_cells: int = 3, likelihood: str = "auto") -> DeepBIDInputs:
-    """Turn an AnnData into :class:`DeepBIDInputs` (see the module docstring for the recipe)."""
-    X = sp.csr_matrix(get_matrix(adata, layer), dtype=np.float32)
+def prepare_inputs(data, *, n_top_genes: int = 1000, min_cells: int = 3,
+                   likelihood: str = "auto") -> DeepBIDInputs:
+    """Turn a :class:`~scintegrate.data.CellData` into :class:`DeepBIDInputs` (module docstring: the recipe)."""
+    X = data.csr(np.float32)
     likelihood = resolve_likelihood(X, likelihood)
-    levels = check_batches(adata.obs[batch_key], min_batches=1, key=batch_key)
-    batch = pd.Categorical(adata.obs[batch_key].astype(str), categories=levels).codes.astype(np.int64)
-    genes = np.asarray(adata.var_names.astype(str))
-    is_counts = is_count_matrix(X)
+    levels, batch = list(data.batch_levels), data.batch
+    genes = np.asarray(data.genes)
+    is_counts = data.is_counts
     logx, hvg = _log_matrix_and_batch_hvgs(X, batch, len(levels), genes, min_cells, n_top_genes, is_counts)
     if not hvg:  # every batch too small for its own HVGs: choose them on the pooled cells
         expressed = np.asarray((X > 0).sum(0)).ravel() >= min_cells
@@ -127,31 +165,29 @@ def prepare_inputs(adata, batch_key: str = "batch", *, layer: Optional[str] = No
         raise ValueError(f"no gene is expressed in >= {min_cells} cells; nothing to train on "
                          "(lower min_cells or check the input)")
     cols = np.flatnonzero(np.isin(genes, list(hvg)))
-    dense = logx[:, cols].toarray()
-    mean, std = dense.mean(0), dense.std(0)
+    logx_sel = sp.csr_matrix(logx[:, cols])
+    mean, std = column_mean_std(logx_sel)
     std = np.where(std > 1e-8, std, 1.0)
-    x = np.clip((dense - mean) / std, -10, 10).astype(np.float32)
     counts, size_factors = None, np.ones(X.shape[0], dtype=np.float32)
     if likelihood == "nb":
-        counts = X[:, cols].toarray()
+        counts = sp.csr_matrix(X[:, cols], dtype=np.float32)
         totals = np.asarray(X.sum(1)).ravel()
         size_factors = (totals / max(np.median(totals), 1e-12)).astype(np.float32)
-    return DeepBIDInputs(x=x, counts=counts, size_factors=size_factors, batch=batch, batch_levels=levels,
+    return DeepBIDInputs(logx=logx_sel, counts=counts, size_factors=size_factors, batch=batch, batch_levels=levels,
                          genes=genes[cols].tolist(), gene_mean=mean.astype(np.float32),
                          gene_std=std.astype(np.float32), likelihood=likelihood)
 
 
-def transform_new(adata, genes: List[str], gene_mean: np.ndarray, gene_std: np.ndarray,
-                  likelihood: str, layer: Optional[str] = None) -> np.ndarray:
-    """Standardised network input for new cells, with the training genes and statistics."""
-    missing = [g for g in genes if g not in set(adata.var_names.astype(str))]
+def transform_new(X, var_names, genes: List[str], likelihood: str) -> sp.csr_matrix:
+    """Log values of the training genes for new cells (``X`` cells x ``var_names``; sparse out; standardise
+    blocks with :func:`standardize`)."""
+    names = pd.Index([str(g) for g in var_names])
+    missing = [g for g in genes if g not in set(names)]
     if missing:
         raise ValueError(f"{len(missing)} of the model's genes are missing from the data (e.g. {missing[:3]})")
-    X = sp.csr_matrix(get_matrix(adata, layer), dtype=np.float32)
+    X = sp.csr_matrix(X, dtype=np.float32)
     if likelihood == "nb":
         if not is_count_matrix(X):
             raise ValueError("this model was trained on counts; pass raw counts (layer=...) for new cells")
         X = _log_normalize(X)
-    cols = pd.Index(adata.var_names.astype(str)).get_indexer(genes)
-    dense = X[:, cols].toarray()
-    return np.clip((dense - gene_mean) / gene_std, -10, 10).astype(np.float32)
+    return sp.csr_matrix(X[:, names.get_indexer(genes)], dtype=np.float32)

@@ -1,7 +1,9 @@
 """DeepBID's training phases (pretraining, choice of K, clustering phase), each through ``train_loop``.
 
-``data`` is the dict built by ``models.deepbid._to_tensors``: ``x`` (standardised input), ``counts`` (or None),
-``size_factors``, ``batch`` (codes), ``n_batches``, ``likelihood``; ``settings`` the resolved hyper-parameters.
+``data`` is the dict built by ``models.deepbid._training_data``: ``inputs`` (the sparse
+:class:`~scintegrate.models._deepbid_data.DeepBIDInputs`), ``size_factors`` and ``batch`` (codes) as tensors on
+the device, ``n_batches``, ``device``; ``settings`` the resolved hyper-parameters. Minibatches are formed from
+the sparse rows (:meth:`DeepBIDInputs.x_rows`) and the module's ``loss(batch)`` does the rest.
 
 Example
 -------
@@ -20,36 +22,35 @@ from typing import Dict, Tuple
 import numpy as np
 import torch
 
-from ..modules.deepbid import batch_proportion_kl, within_batch_similarity_kl
-from ..nn import gaussian_nll, nb_nll
-from ..nn.fuzzy import fuzzy_kmeans, fuzzy_kmeans_loss, memberships, update_centers, weight_penalty
-from ..train import train_loop
+from ..nn.fuzzy import fuzzy_kmeans, memberships, update_centers
+from ..train import StableAssignmentStopper, UniformSampler, map_chunks, train_loop
 
 
-def _minibatches(n: int, batch_size: int, seed: int, device):
-    """``make_batches`` for train_loop: a fresh seeded permutation of 0..n-1 each epoch, cut in minibatches."""
-    def make(epoch: int):
-        g = torch.Generator().manual_seed(int(seed) * 1000 + epoch)
-        return [idx.to(device) for idx in torch.randperm(n, generator=g).split(batch_size)]
-    return make
+def _rows_batch(data: dict, idx: torch.Tensor, phase: str) -> dict:
+    """The tensors of minibatch ``idx`` (CPU indices) for ``phase``, on the device."""
+    inputs, device = data["inputs"], data["device"]
+    rows = idx.numpy()
+    batch = {"phase": phase, "x": torch.from_numpy(inputs.x_rows(rows)).to(device)}
+    if phase in ("heads", "cluster"):
+        idx_d = idx.to(device)
+        batch["idx"] = idx_d
+        if inputs.likelihood == "nb":
+            batch["counts"] = torch.from_numpy(inputs.counts_rows(rows)).to(device)
+            batch["size_factors"] = data["size_factors"][idx_d]
+    return batch
 
 
-def _encode_all(module, x) -> torch.Tensor:
-    with torch.no_grad():
-        return torch.cat([module.encode(chunk) for chunk in torch.split(x, 4096)])
+def encode_all(module, data: dict) -> torch.Tensor:
+    """Latent codes of every training cell (chunks of 4,096 rows, no grad)."""
+    inputs, device = data["inputs"], data["device"]
+    return map_chunks(lambda rows: module.encode(torch.from_numpy(inputs.x_rows(rows)).to(device)),
+                      inputs.n_cells)
 
 
-def _decode_all(module, x) -> torch.Tensor:
-    with torch.no_grad():
-        return torch.cat([module.decode(module.encode(chunk)) for chunk in torch.split(x, 4096)])
-
-
-def _reconstruction(module, data: dict, idx, hidden) -> torch.Tensor:
-    """L_rec per entry: NB negative log-likelihood of the counts, or 1/2 squared error (Gaussian)."""
-    if data["likelihood"] == "nb":
-        mu, theta = module.nb_params(hidden, data["size_factors"][idx])
-        return nb_nll(data["counts"][idx], mu, theta).mean()
-    return gaussian_nll(data["x"][idx], module.reconstruct(hidden)).mean()
+def _decode_all(module, data: dict) -> torch.Tensor:
+    inputs, device = data["inputs"], data["device"]
+    return map_chunks(lambda rows: module.decode(module.encode(torch.from_numpy(inputs.x_rows(rows)).to(device))),
+                      inputs.n_cells)
 
 
 def _adam(params, lr: float):
@@ -59,43 +60,42 @@ def _adam(params, lr: float):
 
 def pretrain(module, data: dict, s: dict, progress: bool = True) -> Dict[str, object]:
     """Layer-wise MSE pretraining (f-h1-f, then h1-h2-h1), then the likelihood heads on the frozen AE."""
-    x, n = data["x"], data["x"].shape[0]
-    make = _minibatches(n, s["batch_size"], s["seed"], x.device)
-    mse = torch.nn.functional.mse_loss
+    sampler = UniformSampler(data["inputs"].n_cells, s["batch_size"], s["seed"])
     hist = {}
 
-    def step1(idx, epoch):
-        return {"loss": mse(module.recon(torch.tanh(module.enc1(x[idx]))), x[idx])}
+    def phase_batches(phase, extra=None):
+        def make(epoch):
+            for idx in sampler.epoch(epoch):
+                batch = _rows_batch(data, idx, phase)
+                if extra is not None:
+                    batch.update(extra(batch))
+                yield batch
+        return make
+
     opt = _adam([*module.enc1.parameters(), *module.recon.parameters()], s["lr"])
-    hist["layer1"] = train_loop(make, step1, opt, n_epochs=s["pretrain_epochs"], progress=progress,
-                                desc="DeepBID pretrain f-500-f")
-
-    def step2(idx, epoch):
-        with torch.no_grad():
-            h1 = torch.tanh(module.enc1(x[idx]))
-        return {"loss": mse(module.decode(torch.tanh(module.enc2(h1))), h1)}
+    hist["layer1"] = train_loop(module, phase_batches("layer1"), opt, n_epochs=s["pretrain_epochs"],
+                                progress=progress, desc="DeepBID pretrain f-500-f")
     opt = _adam([*module.enc2.parameters(), *module.dec1.parameters()], s["lr"])
-    hist["layer2"] = train_loop(make, step2, opt, n_epochs=s["pretrain_epochs"], progress=progress,
-                                desc="DeepBID pretrain 500-300-500")
+    hist["layer2"] = train_loop(module, phase_batches("layer2"), opt, n_epochs=s["pretrain_epochs"],
+                                progress=progress, desc="DeepBID pretrain 500-300-500")
 
-    hidden = _decode_all(module, x)
+    hidden = _decode_all(module, data)
     heads = _likelihood_heads(module, data)
-
-    def step3(idx, epoch):
-        return {"loss": _reconstruction(module, data, idx, hidden[idx])}
     opt = _adam([p for h in heads for p in h.parameters()], s["lr"])
-    hist["heads"] = train_loop(make, step3, opt, n_epochs=s["pretrain_epochs"], progress=progress,
-                               desc="DeepBID pretrain output heads")
+    hist["heads"] = train_loop(module, phase_batches("heads", lambda b: {"hidden": hidden[b["idx"]]}), opt,
+                               n_epochs=s["pretrain_epochs"], progress=progress, desc="DeepBID pretrain output heads")
     return hist
 
 
 def _likelihood_heads(module, data: dict):
     """The output heads of the active likelihood; NB mean bias starts at log mean normalised count."""
-    if data["likelihood"] != "nb":
+    if module.likelihood != "nb":
         return [module.recon]
+    inputs = data["inputs"]
+    sf = np.maximum(inputs.size_factors.astype(np.float64), 1e-6)
+    mean = np.asarray(inputs.counts.multiply(1.0 / sf[:, None]).mean(axis=0), dtype=np.float64).ravel()
     with torch.no_grad():
-        mean = (data["counts"] / data["size_factors"].clamp(min=1e-6).unsqueeze(1)).mean(0)
-        module.mean_head.bias.copy_(torch.log(mean.clamp(min=1e-4)))
+        module.mean_head.bias.copy_(torch.log(torch.as_tensor(mean, dtype=torch.float32).clamp(min=1e-4)))
     return [module.mean_head, module.disp_head]
 
 
@@ -157,48 +157,39 @@ def initial_centers(z: torch.Tensor, k: int, sigma, gamma, seed: int):
 
 def fit_clusters(module, data: dict, k: int, s: dict, progress: bool = True) -> dict:
     """The clustering phase (Eq. 11, SGD); returns centres, P, history and the labels after every epoch."""
-    x, batch = data["x"], data["batch"]
-    onehot = torch.nn.functional.one_hot(batch, data["n_batches"]).to(x.dtype)
-    centers, p, sigma, gamma = initial_centers(_encode_all(module, x), k, s["sigma"], s["gamma"], s["seed"])
-    state = {"centers": centers, "p": p, "labels": p.argmax(1), "trace": [], "changed": [], "quiet": 0,
-             "mass": onehot.t() @ p}
+    batch_codes = data["batch"]
+    onehot = torch.nn.functional.one_hot(batch_codes, data["n_batches"]).to(torch.float32)
+    centers, p, sigma, gamma = initial_centers(encode_all(module, data), k, s["sigma"], s["gamma"], s["seed"])
+    state = {"centers": centers, "p": p, "trace": [], "mass": onehot.t() @ p}
     v_global = onehot.mean(0)
-    layers = [module.enc1, module.enc2, module.dec1,
-              *((module.mean_head, module.disp_head) if data["likelihood"] == "nb" else (module.recon,))]
+    weights = {key: s[key] for key in ("lam1", "lam2", "kappa1", "kappa2", "alpha")}
+    stopper = StableAssignmentStopper(tol=s["tol"], patience=3, initial=p.argmax(1).cpu().numpy())
+    sampler = UniformSampler(data["inputs"].n_cells, s["batch_size"], s["seed"] + 1)
 
-    def step(idx, epoch):
-        z = module.encode(x[idx])
-        rec = _reconstruction(module, data, idx, module.decode(z))
-        la = fuzzy_kmeans_loss(z, state["centers"], state["p"][idx], sigma)
-        lo = weight_penalty(layers) / len(idx)
-        kl1 = within_batch_similarity_kl(z, batch[idx], s["alpha"])
-        p_old = state["p"][idx]
-        rest = state["mass"] - onehot[idx].t() @ p_old  # every other cell's mass, at its last-epoch value
-        kl2 = batch_proportion_kl(memberships(z, state["centers"], sigma, gamma), onehot[idx],
-                                  v=v_global, mass_rest=rest)
-        loss = rec + s["lam1"] * la + s["lam2"] * lo + s["kappa1"] * kl1 + s["kappa2"] * kl2
-        return {"loss": loss, "rec": rec, "L_A": la, "L_O": lo, "KL1": kl1, "KL2": kl2}
+    def make_batches(epoch):
+        for idx in sampler.epoch(epoch):
+            batch = _rows_batch(data, idx, "cluster")
+            i = batch["idx"]
+            p_old = state["p"][i]
+            batch.update(batch=batch_codes[i], onehot=onehot[i], p_old=p_old, centers=state["centers"],
+                         sigma=sigma, gamma=gamma, v=v_global, weights=weights,
+                         mass_rest=state["mass"] - onehot[i].t() @ p_old)  # every other cell, last-epoch value
+            yield batch
 
     def on_epoch_end(epoch, means):
-        z = _encode_all(module, x)
+        z = encode_all(module, data)
         state["centers"] = update_centers(z, state["p"], state["centers"], sigma)
         state["p"] = memberships(z, state["centers"], sigma, gamma)
         state["mass"] = onehot.t() @ state["p"]
-        labels = state["p"].argmax(1)
-        changed = float((labels != state["labels"]).float().mean())
-        state["labels"] = labels
-        state["trace"].append(labels.cpu().numpy())
-        state["changed"].append(changed)
-        state["quiet"] = state["quiet"] + 1 if changed < s["tol"] else 0
-        if state["quiet"] >= 3:
-            return f"clusters stable: < {s['tol']:g} of cells changed cluster for 3 epochs"
-        return None
+        labels = state["p"].argmax(1).cpu().numpy()
+        stopper.observe(labels)
+        state["trace"].append(labels)
 
     opt = torch.optim.SGD(module.parameters(), lr=s["cluster_lr"])
-    history = train_loop(_minibatches(x.shape[0], s["batch_size"], s["seed"] + 1, x.device), step, opt,
-                         n_epochs=s["cluster_epochs"], progress=progress, desc="DeepBID clustering",
-                         on_epoch_end=on_epoch_end)
-    history.losses["changed"] = state["changed"]
-    trace = np.stack(state["trace"]) if state["trace"] else np.empty((0, x.shape[0]), dtype=np.int64)
+    history = train_loop(module, make_batches, opt, n_epochs=s["cluster_epochs"], progress=progress,
+                         desc="DeepBID clustering", on_epoch_end=on_epoch_end, stopper=stopper)
+    history.losses["changed"] = stopper.changed
+    n = data["inputs"].n_cells
+    trace = np.stack(state["trace"]) if state["trace"] else np.empty((0, n), dtype=np.int64)
     return {"centers": state["centers"], "p": state["p"], "history": history, "label_trace": trace,
             "sigma": sigma, "gamma": gamma}

@@ -1,86 +1,75 @@
-"""The ``"pca"`` baseline of :func:`scintegrate.integrate`: Seurat's uncorrected PCA.
+"""The uncorrected baseline: Seurat's PCA of all batches together (registry name ``"pca"``).
 
 Raw counts -> LogNormalize -> integration features (per-batch vst + SelectIntegrationFeatures)
 -> ScaleData -> PCA, all from :mod:`scintegrate.pp`. Input that is not raw counts is taken as
-already normalised: no normalisation; features by per-batch vst on it when it is non-negative and
-has more than ``n_features`` genes, by overall variance when it has negative values, all genes
-otherwise. Runs on the CPU (numpy); ``device`` and ``progress`` are accepted and ignored.
+already normalised (features as :func:`scintegrate.pp.select_features_any` chooses them). Runs on the
+CPU (numpy); ``device`` is accepted for the common contract.
 
 Example
 -------
->>> import scintegrate as si  # doctest: +SKIP
->>> adata = si.datasets.simulate_counts(n_cells=300, n_genes=200, seed=0)  # doctest: +SKIP
->>> si.integrate(adata, method="pca", progress=False).obsm["X_pca_baseline"].shape  # doctest: +SKIP
-(300, 50)
+>>> import scintegrate as si
+>>> from scintegrate.models import PCABaseline
+>>> adata = si.datasets.simulate_counts(n_cells=300, n_genes=200, seed=0)
+>>> PCABaseline(n_comps=10).fit(adata, batch_key="batch").embed().shape
+(300, 10)
 """
 
 from __future__ import annotations
 
-import warnings
-from typing import Tuple
-
-import anndata as ad
 import numpy as np
-import pandas as pd
-import scipy.sparse as sp
 
-from .. import pp
-from .._validation import is_count_matrix
-from ..pp._sparse import column_mean_var
+from ._base import IntegrationModel
 
 
-def _features_for_non_counts(work, batch_key: str, n_features: int) -> Tuple[list, str]:
-    X = work.X
-    if work.n_vars <= n_features:
-        return list(work.var_names), "all genes"
-    has_negative = (X.data if sp.issparse(X) else np.asarray(X)).min() < 0
-    if has_negative:
-        _, var = column_mean_var(X, ddof=1)
-        top = np.argsort(-var, kind="stable")[:n_features]
-        return list(work.var_names[np.sort(top)]), "top variance (input has negative values)"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # vst on normalised data, as Seurat without counts
-        features = pp.select_integration_features(work, batch_key=batch_key, n_features=n_features,
-                                                  fvf_n_features=n_features, layer=None)
-    return features, "per-batch vst on the given (non-count) values"
+class PCABaseline(IntegrationModel):
+    """Uncorrected Seurat-style PCA (the reference every integration is scored against).
 
-
-def integrate_pca(
-    adata,
-    *,
-    batch_key: str = "batch",
-    seed: int = 0,
-    device: str = "auto",
-    progress: bool = False,
-    n_comps: int = 50,
-    n_features: int = 2000,
-):
-    """Uncorrected Seurat-style PCA of all batches together; returns ``(embedding, info)``.
-
-    ``n_comps`` is capped at ``min(n_cells, n_features) - 1``. ``info`` holds the features used,
-    whether the counts were normalised and the PCs' variance ratios.
+    Parameters
+    ----------
+    n_comps
+        Principal components (50; capped at ``min(n_cells, n_features) - 1``).
+    n_features
+        Integration features (2,000, Seurat's default).
+    seed
+        Seed of the randomized SVD's start vector.
+    device, progress
+        Accepted for the common model contract; the PCA runs on the CPU and shows no bar.
     """
-    if n_comps < 1 or n_features < 2:
-        raise ValueError(f"n_comps must be >= 1 and n_features >= 2, got {n_comps}, {n_features}")
-    X = adata.X
-    work = ad.AnnData(X=X.copy(), obs=pd.DataFrame({batch_key: adata.obs[batch_key].astype(str).to_numpy()},
-                                                   index=adata.obs_names.copy()),
-                      var=pd.DataFrame(index=adata.var_names.copy()))
-    counts = is_count_matrix(X)
-    if counts:
-        pp.log_normalize(work)
-        features = pp.select_integration_features(work, batch_key=batch_key, n_features=n_features,
-                                                  fvf_n_features=n_features)
-        selection = "SelectIntegrationFeatures over per-batch vst"
-    else:
-        features, selection = _features_for_non_counts(work, batch_key, n_features)
-    pp.scale_data(work, features=features)
-    pp.run_pca(work, n_comps=n_comps, seed=seed)
-    info = {
-        "normalized": bool(counts),
-        "feature_selection": selection,
-        "features": np.asarray(features, dtype=str),
-        "n_comps": int(work.obsm["X_pca"].shape[1]),
-        "variance_ratio": np.asarray(work.uns["X_pca"]["variance_ratio"], dtype=float),
-    }
-    return work.obsm["X_pca"], info
+
+    method = "pca"
+
+    def __init__(self, *, n_comps: int = 50, n_features: int = 2000, seed: int = 0, device: str = "auto",
+                 progress: bool = False):
+        if int(n_comps) < 1 or int(n_features) < 2:
+            raise ValueError(f"n_comps must be >= 1 and n_features >= 2, got {n_comps}, {n_features}")
+        self._setup({"n_comps": int(n_comps), "n_features": int(n_features)}, seed=seed, device=device,
+                    progress=progress)
+
+    def _fit(self, adata, data) -> None:
+        from .. import pp
+
+        work = data.to_anndata("batch")
+        with self._stage("pca"):
+            if data.is_counts:
+                pp.log_normalize(work)
+            features, how = pp.select_features_any(work, batch_key="batch", n_features=self.params["n_features"],
+                                                   counts=data.is_counts)
+            pp.scale_data(work, features=features)
+            pp.run_pca(work, n_comps=self.params["n_comps"], seed=self.seed)
+        self.embedding_ = np.asarray(work.obsm["X_pca"], dtype=np.float32)
+        self.normalized_, self.feature_selection_ = bool(data.is_counts), how
+        self.features_ = [str(f) for f in features]
+        self.variance_ratio_ = np.asarray(work.uns["X_pca"]["variance_ratio"], dtype=float)
+
+    def _outputs(self) -> dict:
+        return {"info": {"normalized": self.normalized_, "feature_selection": self.feature_selection_,
+                         "features": np.asarray(self.features_, dtype=str), "n_comps": int(self.embedding_.shape[1]),
+                         "variance_ratio": self.variance_ratio_}}
+
+    def _fitted_state(self):
+        return ({"normalized": self.normalized_, "feature_selection": self.feature_selection_},
+                {"features": np.asarray(self.features_, dtype=str), "variance_ratio": self.variance_ratio_})
+
+    def _restore_state(self, state, arrays) -> None:
+        self.normalized_, self.feature_selection_ = state["normalized"], state["feature_selection"]
+        self.features_, self.variance_ratio_ = arrays["features"].tolist(), arrays["variance_ratio"]

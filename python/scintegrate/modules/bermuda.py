@@ -18,10 +18,11 @@ Example
 >>> import torch
 >>> from scintegrate.modules.bermuda import BermudaAE
 >>> ae = BermudaAE(n_genes=30, hidden=20, code_dim=2)
+>>> ae.set_cluster_pairs(n_clusters=3, pairs=torch.tensor([[0, 1]]))
 >>> x = torch.rand(3 * 5, 30)  # 3 clusters x 5 cells
->>> out = ae.loss(x, n_clusters=3, pairs=torch.tensor([[0, 1]]), lam=0.5)
+>>> out = ae.loss({"x": x, "lam": 0.5})
 >>> sorted(out), ae.encode(x).shape
-(['loss', 'mmd', 'reconstruction'], torch.Size([15, 2]))
+(['lambda', 'loss', 'mmd', 'reconstruction'], torch.Size([15, 2]))
 """
 
 from __future__ import annotations
@@ -56,7 +57,12 @@ def _init_weights(module: nn.Module) -> None:
 
 
 class BermudaAE(nn.Module):
-    """Autoencoder ``n_genes -> hidden -> code_dim -> hidden -> n_genes`` with BERMUDA's loss."""
+    """Autoencoder ``n_genes -> hidden -> code_dim -> hidden -> n_genes`` with BERMUDA's loss.
+
+    Module contract: ``encode(x, cond=None)`` (BERMUDA takes no condition: batches are scaled apart
+    beforehand) and ``loss(batch)`` with ``batch = {"x": cells stacked cluster by cluster, "lam": MMD
+    weight}``; the clusters and their similar pairs are set once per fit with :meth:`set_cluster_pairs`.
+    """
 
     def __init__(self, n_genes: int, hidden: int = 200, code_dim: int = 20):
         super().__init__()
@@ -65,16 +71,30 @@ class BermudaAE(nn.Module):
         self.encoder = MLP([n_genes, hidden, code_dim], activation="relu")
         self.decoder = MLP([code_dim, hidden, n_genes], activation="relu", last_activation="relu")
         self.apply(_init_weights)
+        self.n_clusters, self.pairs, self.pair_weights = 1, torch.zeros((0, 2), dtype=torch.long), None
 
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
+    def set_cluster_pairs(self, n_clusters: int, pairs: torch.Tensor, pair_weights: torch.Tensor = None) -> None:
+        """The number of clusters stacked in every minibatch and the similar pairs (P x 2 indices)."""
+        self.n_clusters = int(n_clusters)
+        self.pairs = torch.as_tensor(pairs, dtype=torch.long).reshape(-1, 2)
+        self.pair_weights = pair_weights
+
+    def encode(self, x: torch.Tensor, cond: torch.Tensor = None) -> torch.Tensor:
         return self.encoder(x)
 
     def forward(self, x: torch.Tensor):
         code = self.encoder(x)
         return code, self.decoder(code)
 
-    def loss(self, x: torch.Tensor, n_clusters: int, pairs: torch.Tensor, lam: float,
-             pair_weights: torch.Tensor = None) -> Dict[str, torch.Tensor]:
+    def loss(self, batch: Dict[str, object]) -> Dict[str, torch.Tensor]:
+        """Loss of one step (module contract); see :meth:`loss_terms`."""
+        lam = float(batch["lam"])
+        out = self.loss_terms(batch["x"], self.n_clusters, self.pairs, lam, self.pair_weights)
+        out["lambda"] = torch.tensor(lam)
+        return out
+
+    def loss_terms(self, x: torch.Tensor, n_clusters: int, pairs: torch.Tensor, lam: float,
+                   pair_weights: torch.Tensor = None) -> Dict[str, torch.Tensor]:
         """Loss of one step; ``x`` holds ``n_clusters`` equal blocks of cells, one per cluster.
 
         ``pairs`` (P x 2, cluster indices into the blocks) are the similar cluster pairs with

@@ -218,9 +218,8 @@ def per_batch_neighbors(n_cells: int, n_neighbors: int) -> int:
 
     A k-NN graph cannot resolve a group of fewer than ~k cells: their neighbourhoods are filled by outsiders
     and the SNN graph of a batch with k near its size is almost complete (one cluster). The cap lets types
-    down to ~10% of a batch form clusters and leaves batches of >= 10 k cells unchanged. Measured on the
-    shared pancreas subsample (batches of 23-116 cells): k = 30 gave one cluster per batch (so BERMUDA found
-    no pairs at all); the cap gives 2-4 clusters per batch. Mixology (225 and 274 cells): same clusters.
+    down to ~10% of a batch form clusters and leaves batches of >= 10 k cells unchanged (measured on small
+    batches: ``benchmarks/results/bermuda_design.md``).
 
     >>> per_batch_neighbors(60, 30), per_batch_neighbors(5000, 30)
     (6, 30)

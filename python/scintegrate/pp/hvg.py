@@ -234,3 +234,31 @@ def select_integration_features(
     adata.var["integration_feature"] = adata.var_names.isin(features)
     adata.uns["integration_features"] = np.asarray(features, dtype=str)
     return (adata, features) if copy else features
+
+
+def select_features_any(work, *, batch_key: str, n_features: int = 2000, counts: bool = True):
+    """Integration features of counts or of values that are not counts; returns ``(features, how)``.
+
+    Counts (``work.X`` log-normalised by :func:`~scintegrate.pp.log_normalize`, counts in
+    ``layers["counts"]``): Seurat's SelectIntegrationFeatures over per-batch vst. Other values: all genes
+    when there are at most ``n_features``; by overall variance when there are negative values; else
+    per-batch vst on the values as given (as Seurat does without counts).
+    """
+    if counts:
+        features = select_integration_features(work, batch_key=batch_key, n_features=n_features,
+                                               fvf_n_features=n_features)
+        return features, "SelectIntegrationFeatures over per-batch vst"
+    import scipy.sparse as sp
+
+    X = work.X
+    if work.n_vars <= n_features:
+        return list(work.var_names), "all genes"
+    if (X.data if sp.issparse(X) else np.asarray(X)).min() < 0:
+        _, var = column_mean_var(X, ddof=1)
+        top = np.argsort(-var, kind="stable")[:n_features]
+        return list(work.var_names[np.sort(top)]), "top variance (input has negative values)"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # vst on normalised data, as Seurat without counts
+        features = select_integration_features(work, batch_key=batch_key, n_features=n_features,
+                                               fvf_n_features=n_features, layer=None)
+    return features, "per-batch vst on the given (non-count) values"

@@ -1,5 +1,9 @@
-"""The one training loop shared by every model."""
+"""The one training loop shared by every model, its stoppers, samplers and chunked inference."""
 
-from .loop import PlateauStopper, TrainingHistory, train_loop
+from .inference import map_chunks
+from .loop import TrainingHistory, train_loop
+from .samplers import ClusterBalancedSampler, UniformSampler, epoch_generator
+from .stoppers import PlateauStopper, StableAssignmentStopper
 
-__all__ = ["train_loop", "PlateauStopper", "TrainingHistory"]
+__all__ = ["train_loop", "TrainingHistory", "PlateauStopper", "StableAssignmentStopper", "UniformSampler",
+           "ClusterBalancedSampler", "epoch_generator", "map_chunks"]

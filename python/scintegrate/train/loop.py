@@ -1,19 +1,24 @@
 """One training loop for every scintegrate model.
 
-A model supplies ``make_batches(epoch)`` (an iterable of minibatches already on the device) and
-``step(batch, epoch)`` (returns a dict of scalar loss tensors with a ``"loss"`` entry to minimise).
-The loop does the optimiser steps, optional learning-rate schedule, loss bookkeeping, a tqdm progress
-bar, and stopping on a plateau of the epoch loss.
+A model supplies its ``nn.Module`` (whose ``loss(batch)`` returns a dict of scalar tensors with a
+``"loss"`` entry to minimise) and ``make_batches(epoch)`` (an iterable of minibatches: whatever the
+module's ``loss`` takes, usually a dict of tensors already on the device). The loop does the optimiser
+steps, optional learning-rate schedule, loss bookkeeping, a tqdm bar with the loss terms, and stopping
+(:mod:`scintegrate.train.stoppers`).
 
 Example
 -------
 >>> import torch
 >>> from scintegrate.train import train_loop
->>> w = torch.nn.Parameter(torch.tensor([3.0]))
->>> opt = torch.optim.SGD([w], lr=0.1)
->>> hist = train_loop(lambda e: [None], lambda b, e: {"loss": (w ** 2).sum()}, opt, n_epochs=50,
-...                   progress=False)
->>> float(w.abs()) < 0.01
+>>> class Quadratic(torch.nn.Module):
+...     def __init__(self):
+...         super().__init__()
+...         self.w = torch.nn.Parameter(torch.tensor([3.0]))
+...     def loss(self, batch):
+...         return {"loss": (self.w ** 2).sum()}
+>>> m = Quadratic()
+>>> hist = train_loop(m, lambda e: [None], torch.optim.SGD(m.parameters(), lr=0.1), n_epochs=50, progress=False)
+>>> float(m.w.abs()) < 0.01
 True
 """
 
@@ -45,43 +50,23 @@ class TrainingHistory:
                 "reason": self.reason}
 
 
-class PlateauStopper:
-    """Stop when the monitored loss has not improved by ``rel_tol`` (relative) for ``patience`` epochs.
-
-    ``min_epochs`` epochs always run first (e.g. while a loss weight is still ramping up).
-    """
-
-    def __init__(self, patience: int = 30, rel_tol: float = 1e-3, min_epochs: int = 0):
-        self.patience, self.rel_tol, self.min_epochs = patience, rel_tol, min_epochs
-        self.best = math.inf
-        self.wait = 0
-
-    def __call__(self, epoch: int, value: float) -> bool:
-        if not math.isfinite(self.best) or value < self.best - self.rel_tol * abs(self.best):
-            self.best, self.wait = value, 0
-        else:
-            self.wait += 1
-        return epoch + 1 >= self.min_epochs and self.wait >= self.patience
-
-
 def train_loop(
+    module,
     make_batches: Callable[[int], Iterable],
-    step: Callable[[object, int], Dict[str, torch.Tensor]],
     optimizer: torch.optim.Optimizer,
     *,
     n_epochs: int,
     scheduler=None,
-    stopper: Optional[PlateauStopper] = None,
-    monitor: str = "loss",
+    stopper: Optional[Callable[[int, Dict[str, float]], Optional[str]]] = None,
     progress: bool = True,
     desc: str = "training",
-    on_epoch_end: Optional[Callable[[int, Dict[str, float]], Optional[str]]] = None,
+    on_epoch_end: Optional[Callable[[int, Dict[str, float]], None]] = None,
     grad_clip: Optional[float] = None,
 ) -> TrainingHistory:
-    """Run up to ``n_epochs`` epochs; return the per-epoch loss history.
+    """Run up to ``n_epochs`` epochs of ``module.loss`` over ``make_batches(epoch)``; return the history.
 
-    ``on_epoch_end(epoch, means)`` runs after each epoch; returning a non-empty string stops training
-    with that string as the stop reason (e.g. a clustering that no longer changes).
+    ``on_epoch_end(epoch, means)`` runs after each epoch (e.g. closed-form updates of cluster centres);
+    then ``stopper(epoch, means)`` may end training by returning its reason.
     """
     from tqdm.auto import tqdm
 
@@ -92,7 +77,7 @@ def train_loop(
         sums: Dict[str, float] = {}
         n_steps = 0
         for batch in make_batches(epoch):
-            losses = step(batch, epoch)
+            losses = module.loss(batch)
             optimizer.zero_grad(set_to_none=True)
             losses["loss"].backward()
             if grad_clip is not None:
@@ -108,15 +93,12 @@ def train_loop(
             raise FloatingPointError(f"training diverged at epoch {epoch}: losses {means}")
         history.add(means)
         if progress:
-            bar.set_postfix({k: f"{v:.4g}" for k, v in list(means.items())[:3]})
+            bar.set_postfix({k: f"{v:.4g}" for k, v in list(means.items())[:4]})
         if on_epoch_end is not None:
-            request = on_epoch_end(epoch, means)
-            if isinstance(request, str) and request:  # a callback may stop training, giving the reason
-                history.stopped_early, history.reason = True, request
-                break
-        if stopper is not None and stopper(epoch, means[monitor]):
-            history.stopped_early = True
-            history.reason = f"{monitor} plateaued (no {stopper.rel_tol:g} relative gain in {stopper.patience} epochs)"
+            on_epoch_end(epoch, means)
+        reason = stopper(epoch, means) if stopper is not None else None
+        if reason:
+            history.stopped_early, history.reason = True, reason
             break
     if not history.reason:
         history.reason = f"reached n_epochs={n_epochs}"

@@ -17,7 +17,7 @@ computes those coefficients from a sparse matrix without densifying it;
 Example
 -------
 >>> import numpy as np, scipy.sparse as sp
->>> from scintegrate.pp.bermuda import log_cpm, bermuda_scaling_fit
+>>> from scintegrate.models._bermuda_input import log_cpm, bermuda_scaling_fit
 >>> X = sp.csr_matrix(np.array([[1., 0.], [3., 2.], [0., 5.], [2., 2.]]))
 >>> codes = np.array([0, 0, 1, 1])
 >>> scaling = bermuda_scaling_fit(log_cpm(X), codes)
@@ -39,8 +39,8 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .._validation import check_matrix, get_matrix, is_count_matrix
-from ._sparse import column_mean_var, column_min_max, row_sums
-from .scale import feature_indices
+from ..pp._sparse import column_mean_var, column_min_max, row_sums
+from ..pp.scale import feature_indices
 
 SCOPES = ("batch", "global")
 
@@ -218,3 +218,37 @@ def bermuda_transform(
                             "batches": np.asarray(scaling.batches, dtype=str), "scope": scope,
                             "log_cpm": bool(counts)}
     return adata if copy else None
+
+
+# ---------------------------------------------------------------------- what BERMUDA.fit / embed use
+def _log_matrix(X, cols, counts: bool):
+    """Sparse float32 log2(CPM+1) (counts) or the values as they are (log data), on ``cols``."""
+    if counts:
+        return sp.csr_matrix(log_cpm(X)[:, cols], dtype=np.float32)
+    X = X[:, cols]
+    return sp.csr_matrix(X, dtype=np.float32) if sp.issparse(X) else np.asarray(X, dtype=np.float32)
+
+
+def prepare_input(data, features, scope: str = "batch"):
+    """``(X_log, scaling)`` of a :class:`~scintegrate.data.CellData` on ``features``: the log matrix BERMUDA
+    trains on (sparse) and the fitted per-(batch, gene) scaling (batch codes = ``data.batch``)."""
+    X_log = _log_matrix(data.X, data.columns(features), data.is_counts)
+    scaling = bermuda_scaling_fit(X_log, data.batch, batches=list(data.batch_levels), scope=scope)
+    return X_log, scaling
+
+
+def input_for_new_data(data, features, fitted: BermudaScaling):
+    """Log input, batch codes and scaling for new cells: the fitted scaling for known batches; a new batch
+    gets its own standardisation and, with ``scope="global"``, the fitted common [0, 1] range (else its own)."""
+    X_log = _log_matrix(data.X, data.columns(features), data.is_counts)
+    known = {b: i for i, b in enumerate(fitted.batches)}
+    own = bermuda_scaling_fit(X_log, data.batch, batches=list(data.batch_levels))
+    if fitted.scope == "global":  # every fitted row holds the common range
+        own.zmin[:], own.zmax[:] = fitted.zmin[0], fitted.zmax[0]
+
+    def row(name, array, k):
+        return getattr(fitted, array)[known[name]] if name in known else getattr(own, array)[k]
+    arrays = {a: np.vstack([row(b, a, k) for k, b in enumerate(data.batch_levels)])
+              for a in ("mean", "sd", "zmin", "zmax")}
+    scaling = BermudaScaling(batches=list(data.batch_levels), scope=fitted.scope, **arrays)
+    return X_log, data.batch, scaling

@@ -7,7 +7,7 @@ import pytest
 import scipy.sparse as sp
 from sklearn.preprocessing import minmax_scale, scale
 
-from scintegrate.pp import bermuda_scaling_fit, bermuda_transform, log_cpm
+from scintegrate.models._bermuda_input import bermuda_scaling_fit, bermuda_transform, log_cpm
 
 
 def _counts(seed=0, n=60, g=12):

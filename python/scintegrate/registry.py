@@ -1,0 +1,203 @@
+"""The one registry of integration methods: what each needs, what it writes, which class runs it.
+
+Every method -- scintegrate's own, the uncorrected baseline and the external peers that only the
+benchmark runs -- is one :class:`MethodSpec`. ``integrate``, the CLI, the demo, the benchmark runner,
+the R package and the contract tests read this registry; nothing else names methods.
+
+A method lands as a module, a model class on :class:`scintegrate.models.IntegrationModel` and one
+``register(MethodSpec(...))`` call. Methods outside the package register themselves when their module
+is imported: list it in the environment variable ``SCINTEGRATE_PLUGINS`` (comma-separated module
+names) or in the ``scintegrate.methods`` entry-point group of its distribution.
+
+Example
+-------
+>>> from scintegrate import registry
+>>> spec = registry.get_spec("pca")
+>>> spec.kind, spec.obsm_key
+('baseline', 'X_pca_baseline')
+>>> "bermuda" in registry.method_names()
+True
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Tuple
+
+#: what a method can take as input
+INPUTS = ("counts", "log", "embedding")
+#: "method": scintegrate's own; "baseline": no correction (the reference of the scores); "peer": an external
+#: package run by the benchmark only
+KINDS = ("method", "baseline", "peer")
+
+#: the method ``integrate`` / the CLI / R use when none is named
+DEFAULT_METHOD = "bermuda"
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """How one method is run and what it writes.
+
+    ``model`` is ``"module:Class"`` (imported only when the method runs). ``input`` lists the kinds of
+    data it accepts (raw ``"counts"``, ``"log"``-normalised values, an existing ``"embedding"``);
+    ``allow_negative`` admits continuous input with negative values (scaled data, simulated Gaussians).
+    ``obsm_key`` is the default key of the embedding (``"X_<name>"`` when empty); ``obs_keys``,
+    ``obsm_keys`` and ``layer_keys`` are the further outputs ``integrate`` writes. ``requires`` names
+    the Python modules that must be importable (peers). ``quick_params`` make a run on a few hundred
+    cells take seconds (contract tests, smoke checks); they are not defaults.
+    """
+
+    name: str
+    model: str
+    description: str
+    kind: str = "method"
+    input: Tuple[str, ...] = ("counts",)
+    allow_negative: bool = False
+    obsm_key: str = ""
+    obs_keys: Tuple[str, ...] = ()
+    obsm_keys: Tuple[str, ...] = ()
+    layer_keys: Tuple[str, ...] = ()
+    requires: Tuple[str, ...] = ()
+    quick_params: Dict[str, object] = field(default_factory=dict)
+
+    def __post_init__(self):
+        if not self.name or self.name != self.name.lower() or not self.name.replace("_", "").isalnum():
+            raise ValueError(f"method names are lower-case letters, digits and '_', got {self.name!r}")
+        if ":" not in self.model:
+            raise ValueError(f"model must be 'module:Class', got {self.model!r}")
+        if self.kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
+        bad = [i for i in self.input if i not in INPUTS]
+        if bad or not self.input:
+            raise ValueError(f"input must be a non-empty tuple of {INPUTS}, got {self.input!r}")
+        if not self.obsm_key:
+            object.__setattr__(self, "obsm_key", f"X_{self.name}")
+
+    @property
+    def needs_counts(self) -> bool:
+        """True when raw counts are the only input the method takes."""
+        return self.input == ("counts",)
+
+    def model_class(self):
+        """The model class (imports its module)."""
+        module, cls = self.model.split(":")
+        return getattr(importlib.import_module(module), cls)
+
+    def is_installed(self) -> bool:
+        """Whether the required packages and the model's module can be found (nothing is imported)."""
+        return all(_findable(m) for m in (*self.requires, self.model.split(":")[0]))
+
+    def outputs(self) -> Dict[str, List[str]]:
+        """What ``integrate`` writes: ``{"obsm": [...], "obs": [...], "layers": [...]}``."""
+        return {"obsm": [self.obsm_key, *self.obsm_keys], "obs": list(self.obs_keys), "layers": list(self.layer_keys)}
+
+
+_REGISTRY: Dict[str, MethodSpec] = {}
+_PLUGINS_LOADED = False
+
+
+def register(spec: MethodSpec, *, replace: bool = False) -> MethodSpec:
+    """Add ``spec`` to the registry; a second spec of the same name needs ``replace=True``."""
+    if spec.name in _REGISTRY and not replace and _REGISTRY[spec.name] != spec:
+        raise ValueError(f"a method named {spec.name!r} is registered already; pass replace=True")
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def unregister(name: str) -> None:
+    """Remove a method (tests that register toy methods clean up with this)."""
+    _REGISTRY.pop(str(name).lower(), None)
+
+
+def _specs() -> Dict[str, MethodSpec]:
+    _load_plugins()
+    return _REGISTRY
+
+
+def get_spec(name: str) -> MethodSpec:
+    """The spec registered under ``name`` (case-insensitive); a ``ValueError`` lists the known names."""
+    key = str(name).lower()
+    specs = _specs()
+    if key not in specs:
+        raise ValueError(f"unknown method {name!r}; available: {sorted(specs)}")
+    return specs[key]
+
+
+def specs(kind: Optional[str] = None) -> List[MethodSpec]:
+    """All specs (or those of one ``kind``), in registration order."""
+    return [s for s in _specs().values() if kind is None or s.kind == kind]
+
+
+def method_names(*, peers: bool = False, installed: bool = False) -> List[str]:
+    """Names of the methods ``integrate`` runs (methods and baselines; peers too with ``peers=True``)."""
+    return [s.name for s in specs() if (peers or s.kind != "peer") and (not installed or s.is_installed())]
+
+
+def peer_names(*, installed: bool = False) -> List[str]:
+    """Names of the external peers the benchmark can run."""
+    return [s.name for s in specs("peer") if not installed or s.is_installed()]
+
+
+def _findable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _load_plugins() -> None:
+    """Import the modules named in ``SCINTEGRATE_PLUGINS`` and the ``scintegrate.methods`` entry points once."""
+    global _PLUGINS_LOADED
+    if _PLUGINS_LOADED:
+        return
+    _PLUGINS_LOADED = True
+    names = [m.strip() for m in os.environ.get("SCINTEGRATE_PLUGINS", "").split(",") if m.strip()]
+    for module in names:
+        importlib.import_module(module)
+    try:
+        from importlib.metadata import entry_points
+
+        found = entry_points()
+        group = found.select(group="scintegrate.methods") if hasattr(found, "select") else found.get(
+            "scintegrate.methods", [])
+    except Exception:  # pragma: no cover - broken metadata must not break the package
+        group = []
+    for entry in group:
+        entry.load()
+
+
+# ------------------------------------------------------------------ the built-in methods
+register(MethodSpec(
+    name="pca", model="scintegrate.models.pca_baseline:PCABaseline", kind="baseline",
+    description="Seurat-style PCA of all batches together, no correction (the unintegrated reference)",
+    input=("counts", "log"), allow_negative=True, obsm_key="X_pca_baseline",
+    quick_params={"n_comps": 10}))
+register(MethodSpec(
+    name="bermuda", model="scintegrate.models.bermuda:BERMUDA",
+    description="BERMUDA (Wang et al. 2019): autoencoder with MMD between similar per-batch clusters",
+    input=("counts", "log"), allow_negative=True, obs_keys=("bermuda_cluster",),
+    quick_params={"max_steps": 30}))
+register(MethodSpec(
+    name="deepbid", model="scintegrate.models.deepbid:DeepBID",
+    description="DeepBID (Qin et al. 2024): NB autoencoder with deep fuzzy clustering and two KL losses",
+    input=("counts", "log"), obs_keys=("deepbid_cluster",), obsm_keys=("deepbid_soft",),
+    layer_keys=("deepbid_denoised",),
+    quick_params={"n_clusters": 3, "pretrain_epochs": 2, "cluster_epochs": 2, "hidden": [32, 16]}))
+register(MethodSpec(
+    name="harmony", model="scintegrate.benchmark.peers:HarmonyPy", kind="peer", requires=("harmonypy",),
+    description="harmonypy on the Seurat-style PCA (Korsunsky et al. 2019)", input=("counts", "log"),
+    allow_negative=True))
+register(MethodSpec(
+    name="scanorama", model="scintegrate.benchmark.peers:ScanoramaPy", kind="peer", requires=("scanorama",),
+    description="the scanorama package on the log-normalised integration features (Hie et al. 2019)",
+    input=("counts", "log"), allow_negative=True))
+register(MethodSpec(
+    name="scvi", model="scintegrate.benchmark.peers:ScviTools", kind="peer", requires=("scvi",),
+    description="scvi-tools' SCVI on the raw counts of the integration features (Lopez et al. 2018)"))
+register(MethodSpec(
+    name="combat", model="scintegrate.benchmark.peers:ComBat", kind="peer", requires=("scanpy",),
+    description="scanpy's ComBat on the log-normalised features, then scale + PCA (Johnson et al. 2007)",
+    input=("counts", "log"), allow_negative=True))
