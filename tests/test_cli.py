@@ -102,3 +102,65 @@ def test_demo_runs_every_method(demo_run):
     assert len(baseline) == 1
     for method in rows.index.drop(baseline):
         assert rows.loc[method, "batch_score"] > rows.loc[baseline[0], "batch_score"], rows.loc[method]
+
+
+# ---------------------------------------------------------------- safe output, checks before any data is read
+@pytest.mark.parametrize("extra, message", [
+    (["--key-added", "emb/pca"], "contains '/'"),
+    (["--param", "n_epochs=3"], "unknown parameter(s) ['n_epochs'] for method"),
+    (["--param", "n_comps=abc"], "parameter n_comps of method 'pca' must be an integer, got 'abc'"),
+    (["--seed", "-1"], "seed must be a whole number"),
+    (["--device", "gpu"], "unknown device 'gpu'"),
+])
+def test_bad_options_fail_in_one_line_before_the_data_is_read(tmp_path, capsys, monkeypatch, extra, message):
+    import scintegrate.datasets as ds
+
+    def no_read(path):  # the checks must come first: reading the input is not reached
+        raise AssertionError("the input was read before the options were checked")
+    monkeypatch.setattr(ds, "read_h5ad", no_read)
+    out = tmp_path / "o.h5ad"
+    assert main(["integrate", str(tmp_path / "in.h5ad"), "--method", "pca", "--out", str(out), *extra]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_output_paths_are_checked_and_the_input_is_never_lost(small_h5ad, tmp_path, capsys):
+    before = small_h5ad.read_bytes()
+    assert main(["integrate", str(small_h5ad), "--method", "pca", "--out", str(small_h5ad)]) == 2
+    assert "is the input file; pass --overwrite" in capsys.readouterr().err
+    (tmp_path / "folder").mkdir()
+    assert main(["integrate", str(small_h5ad), "--method", "pca", "--out", str(tmp_path / "folder")]) == 2
+    assert "is a folder" in capsys.readouterr().err
+    (tmp_path / "file").write_text("x")
+    assert main(["integrate", str(small_h5ad), "--method", "pca", "--out", str(tmp_path / "file" / "o.h5ad")]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+    assert small_h5ad.read_bytes() == before
+    assert main(["integrate", str(small_h5ad), "--method", "pca", "--out", str(small_h5ad), "--overwrite",
+                 "--quiet"]) == 0
+    assert "X_pca_baseline" in ad.read_h5ad(small_h5ad).obsm
+
+
+def test_a_failed_write_leaves_no_file_and_the_input_intact(small_h5ad, tmp_path, monkeypatch, capsys):
+    before = small_h5ad.read_bytes()
+    real_write = ad.AnnData.write_h5ad
+
+    def broken(self, path, *args, **kwargs):  # writes half a file, then the disk "fills up"
+        real_write(self, path, *args, **kwargs)
+        with open(path, "r+b") as fh:
+            fh.truncate(100)
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(ad.AnnData, "write_h5ad", broken)
+    out = tmp_path / "o.h5ad"
+    assert main(["integrate", str(small_h5ad), "--method", "pca", "--out", str(out), "--quiet"]) == 2
+    assert not out.exists() and [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    assert main(["integrate", str(small_h5ad), "--method", "pca", "--out", str(small_h5ad), "--overwrite",
+                 "--quiet"]) == 2
+    assert small_h5ad.read_bytes() == before
+    assert "No space left on device" in capsys.readouterr().err
+
+
+def test_debug_shows_the_traceback(small_h5ad, tmp_path):
+    with pytest.raises(ValueError, match="seed must be"):
+        main(["integrate", str(small_h5ad), "--method", "pca", "--out", str(tmp_path / "o.h5ad"), "--seed", "-2",
+              "--debug"])

@@ -35,19 +35,14 @@ def get_model_class(name: str):
 
 
 def build_model(method: str, *, seed: int = 0, device: str = "auto", progress: bool = True, **params):
-    """An unfitted model of ``method``; unknown parameters give a ``ValueError`` listing the valid ones."""
-    import inspect
+    """An unfitted model of ``method``. Parameter names and types (from the class's signature), the seed and
+    the device are checked first: a ``ValueError`` lists the valid names or says what was expected."""
+    from .models._params import check_params, check_seed
 
-    cls = get_model_class(method)
-    signature = inspect.signature(cls.__init__).parameters
-    accepted = [n for n, p in signature.items() if n != "self" and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    open_ended = any(p.kind == p.VAR_KEYWORD for p in signature.values())
-    unknown = [] if open_ended else sorted(set(params) - set(accepted))
-    if unknown:
-        valid = [n for n in accepted if n not in ("seed", "device", "progress")]
-        raise ValueError(f"unknown parameter(s) {unknown} for method {registry.get_spec(method).name!r}; "
-                         f"valid: {valid}")
-    return cls(seed=seed, device=device, progress=progress, **params)
+    spec = registry.get_spec(method)
+    cls = spec.model_class()
+    check_params(cls, params, method=spec.name)
+    return cls(seed=check_seed(seed), device=device, progress=progress, **params)
 
 
 def integrate(

@@ -42,18 +42,32 @@ def _log(args, message: str) -> None:
         print(message, file=sys.stderr)
 
 
+def _checked_run(args, methods=(), params=None):
+    """Everything that can be checked before data is read: methods, their parameters, seed, device."""
+    from .api import build_model
+
+    for method in methods:
+        build_model(method, seed=args.seed, device=args.device, progress=False, **(params or {}))
+
+
 def _cmd_integrate(args) -> int:
+    from . import registry
+    from ._files import atomic_write, check_key, check_output_file
     from .api import integrate
     from .datasets import read_h5ad
 
+    params = _parse_params(args.param)
+    _checked_run(args, [args.method], params)
+    check_key(args.key_added, "--key-added")
+    out = check_output_file(args.out, inputs=[args.input], overwrite=args.overwrite, suffixes=(".h5ad",))
     adata = read_h5ad(args.input)
-    out = Path(args.out)
     t0 = time.time()
     integrate(adata, method=args.method, batch_key=args.batch_key, key_added=args.key_added, seed=args.seed,
-              device=args.device, layer=args.layer, progress=not args.quiet, **_parse_params(args.param))
+              device=args.device, layer=args.layer, progress=not args.quiet, **params)
     out.parent.mkdir(parents=True, exist_ok=True)
-    adata.write_h5ad(out)
-    key = args.key_added or next(reversed(adata.uns["scintegrate"]))
+    with atomic_write(out) as tmp:
+        adata.write_h5ad(tmp)
+    key = args.key_added or registry.get_spec(args.method).obsm_key
     _log(args, f"{args.method}: wrote obsm[{key!r}] {adata.obsm[key].shape} to {out} in {time.time() - t0:.1f}s")
     return 0
 
@@ -72,32 +86,38 @@ def _cmd_methods(args) -> int:
 
 
 def _cmd_demo(args) -> int:
+    from ._files import atomic_write, check_output_dir
     from .api import available_methods
     from .benchmark import run_benchmark
     from .datasets import demo_data
 
-    out = Path(args.out)
+    methods = _split(args.methods) or available_methods()
+    _checked_run(args, methods)
+    out = check_output_dir(args.out)
     out.mkdir(parents=True, exist_ok=True)
     adata = demo_data(seed=args.seed)
-    methods = _split(args.methods) or available_methods()
     _log(args, f"demo: {adata.n_obs} simulated cells x {adata.n_vars} genes, "
                f"{adata.obs['batch'].nunique()} batches; methods: {', '.join(methods)}")
     t0 = time.time()
     table = run_benchmark(adata, batch_key="batch", label_key="cell_type", methods=methods, peers=[],
                           out_dir=out, seed=args.seed, device=args.device, progress=not args.quiet)
-    adata.write_h5ad(out / "integrated.h5ad")
+    with atomic_write(out / "integrated.h5ad") as tmp:
+        adata.write_h5ad(tmp)
     _log(args, table.to_string(float_format=lambda v: f"{v:.3f}"))
     _log(args, f"demo: wrote {out}/integrated.h5ad, metrics.csv, overview.png, umap.png in {time.time() - t0:.0f}s")
     return 0
 
 
 def _cmd_benchmark(args) -> int:
+    from ._files import check_output_dir
     from .api import available_methods
     from .benchmark import run_benchmark
     from .datasets import read_h5ad
 
-    adata = read_h5ad(args.input)
     methods = _split(args.methods) or available_methods()
+    _checked_run(args, methods)
+    check_output_dir(args.out)
+    adata = read_h5ad(args.input)
     peers = "all" if args.peers else []
     table = run_benchmark(adata, batch_key=args.batch_key, label_key=args.label_key, methods=methods, peers=peers,
                           out_dir=Path(args.out), seed=args.seed, device=args.device, progress=not args.quiet)
@@ -106,15 +126,21 @@ def _cmd_benchmark(args) -> int:
 
 
 def _cmd_metrics(args) -> int:
+    from ._device import resolve_device
+    from ._files import atomic_write, check_output_file
     from .benchmark import score_embedding
     from .datasets import read_h5ad
+    from .models._params import check_seed
 
+    check_seed(args.seed)
+    resolve_device(args.device)
+    out = check_output_file(args.out, inputs=[args.input], suffixes=(".csv",))
     adata = read_h5ad(args.input)
     table = score_embedding(adata, args.embedding, batch_key=args.batch_key, label_key=args.label_key,
                             seed=args.seed, device=args.device)
-    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out, index=False)
+    with atomic_write(out) as tmp:
+        table.to_csv(tmp, index=False)
     _log(args, table.T.to_string(header=False))
     return 0
 
@@ -128,6 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
         p.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
         p.add_argument("--quiet", action="store_true", help="no progress bars or messages")
+        p.add_argument("--debug", action="store_true", help="show the Python traceback of an error")
         if batch:
             p.add_argument("--batch-key", default="batch", help="obs column with the batch (default 'batch')")
 
@@ -139,6 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--key-added", default=None, help="obsm key for the embedding (default X_<method>)")
     p.add_argument("--layer", default=None, help="layer to use instead of .X")
     p.add_argument("--param", action="append", metavar="KEY=VALUE", help="method parameter (repeatable)")
+    p.add_argument("--overwrite", action="store_true", help="allow --out to be the input file (replaced only "
+                   "after the run succeeds)")
     common(p)
     p.set_defaults(func=_cmd_integrate)
 
@@ -186,13 +215,20 @@ def _version() -> str:
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point of the ``scintegrate`` console script; returns the exit status."""
     args = build_parser().parse_args(argv)
-    if not hasattr(args, "quiet"):
-        args.quiet = False
+    args.quiet, args.debug = getattr(args, "quiet", False), getattr(args, "debug", False)
     try:
         return args.func(args)
-    except (ValueError, KeyError, FileNotFoundError, RuntimeError, ImportError) as err:
+    except KeyboardInterrupt:
+        print(f"scintegrate {args.command}: interrupted; nothing was written", file=sys.stderr)
+        return 130
+    except Exception as err:  # every user error is one line; --debug shows the traceback
+        if args.debug:
+            raise
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"scintegrate {args.command}: error: {message}", file=sys.stderr)
+        known = (ValueError, KeyError, FileNotFoundError, RuntimeError, ImportError, OSError)
+        prefix = "" if isinstance(err, known) else f"{type(err).__name__}: "
+        text = " ".join(str(message).split("\n")[0].split()) if not args.debug else str(message)
+        print(f"scintegrate {args.command}: error: {prefix}{text}", file=sys.stderr)
         return 2
 
 

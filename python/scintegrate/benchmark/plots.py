@@ -44,9 +44,12 @@ def _new_figure(width: float, height: float):
 
 
 def _save(fig, path) -> Path:
+    from .._files import atomic_write
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=150, bbox_inches="tight", facecolor="white")
+    with atomic_write(path) as tmp:
+        fig.savefig(tmp, dpi=150, bbox_inches="tight", facecolor="white", format=path.suffix.lstrip(".") or "png")
     return path
 
 

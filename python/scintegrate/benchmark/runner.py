@@ -119,12 +119,16 @@ def run_benchmark(
     index = method, columns ``kind``, ``embedding``, ``seconds`` (integration time) and the
     metrics. ``umap=False`` skips ``umap.png``.
     """
+    from .._files import atomic_write, check_output_dir
+
     check_inputs(adata, batch_key, label_key)  # fail before any training
     methods, peers = _resolve_methods(methods), _resolve_peers(peers)
     if not methods and not peers:
         raise ValueError("nothing to benchmark: no method and no installed peer was selected")
     params = {k.lower(): v for k, v in (method_params or {}).items()}
-    out_dir = Path(out_dir)
+    for name in methods + peers:  # parameter names and types, seed and device: before any training
+        api.build_model(name, seed=seed, device=device, progress=False, **params.get(name, {}))
+    out_dir = check_output_dir(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     runs = _run(adata, methods + peers, batch_key=batch_key, seed=seed, device=device, progress=progress,
                 params=params)
@@ -136,7 +140,8 @@ def run_benchmark(
                          "embedding": [key for key, _, _ in runs.values()],
                          "seconds": [round(sec, 2) for _, _, sec in runs.values()]}, index=df.index)
     df = pd.concat([info, df], axis=1)
-    df.to_csv(out_dir / "metrics.csv")
+    with atomic_write(out_dir / "metrics.csv") as tmp:
+        df.to_csv(tmp)
     plot_overview(df, out_dir / "overview.png", title=f"{adata.n_obs} cells, batch = {batch_key!r}")
     if umap:
         plot_umap_grid(adata, {name: key for name, (key, _, _) in runs.items()}, batch_key=batch_key,

@@ -67,8 +67,9 @@ class IntegrationModel:
     def _setup(self, params: dict, *, seed: int, device, progress: bool) -> None:
         """Store hyperparameters and resolve the device (called by every subclass's ``__init__``)."""
         from .._device import resolve_device
+        from ._params import check_seed
 
-        self.params = {**params, "seed": int(seed)}
+        self.params = {**params, "seed": check_seed(seed)}
         self.device = resolve_device(device)
         self.progress = bool(progress)
         self.module = None
