@@ -64,10 +64,27 @@ def check_matrix(X, *, name: str = "X", counts: bool = False, allow_negative: bo
         )
 
 
-def is_count_matrix(X, n_check: int = 100_000) -> bool:
-    """True when the (first ``n_check``) stored values are non-negative integers."""
-    vals = _values(X).ravel()[:n_check]
-    return bool(vals.size == 0 or (vals.min() >= 0 and np.allclose(vals, np.round(vals))))
+#: log1p of 1e4-normalised counts stays below ~12, log2(CPM + 1) below ~21: larger non-integers are counts
+LOG_MAX = 30.0
+
+
+def _is_integer(vals: np.ndarray) -> bool:
+    return all(np.allclose(block, np.round(block)) for block in np.array_split(vals, max(1, vals.size // 10**7)))
+
+
+def is_integer_matrix(X) -> bool:
+    """True when every stored value is a non-negative integer (what an NB likelihood needs)."""
+    vals = _values(X).ravel()
+    return bool(vals.size == 0 or (vals.min() >= 0 and _is_integer(vals)))
+
+
+def is_count_matrix(X) -> bool:
+    """True when the values are counts: non-negative, and integers or too large for log data (estimated
+    counts such as Salmon's). Decided from every stored value; see :mod:`scintegrate.data.kinds`."""
+    vals = _values(X).ravel()
+    if vals.size == 0:
+        return True
+    return bool(vals.min() >= 0 and (vals.max() > LOG_MAX or _is_integer(vals)))
 
 
 def check_batches(batch: pd.Series | Sequence, *, min_batches: int = 2, key: str = "batch") -> list:
@@ -83,6 +100,13 @@ def check_batches(batch: pd.Series | Sequence, *, min_batches: int = 2, key: str
         raise ValueError(
             f"obs[{key!r}] has {len(levels)} batch ({levels}); integration needs at least {min_batches} batches"
         )
+    if min_batches >= 2 and len(levels) > 2:
+        sizes = batch.astype(str).value_counts()
+        if sizes.median() < 2:
+            raise ValueError(
+                f"obs[{key!r}] has {len(levels)} levels for {len(batch)} cells (median {sizes.median():g} cell per "
+                "level): it looks like a cell-level value (an ID or a continuous measurement), not a batch; "
+                "pass the column that names each cell's batch")
     return levels
 
 
@@ -101,6 +125,9 @@ def check_adata(
     if not adata.obs_names.is_unique:
         dup = adata.obs_names[adata.obs_names.duplicated()][:3].tolist()
         raise ValueError(f"cell names are not unique (e.g. {dup}); call adata.obs_names_make_unique() first")
+    if not adata.var_names.is_unique:
+        dup = adata.var_names[adata.var_names.duplicated()][:3].tolist()
+        raise ValueError(f"gene names are not unique (e.g. {dup}); call adata.var_names_make_unique() first")
     if batch_key is not None:
         if batch_key not in adata.obs.columns:
             raise KeyError(

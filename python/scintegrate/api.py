@@ -54,6 +54,7 @@ def integrate(
     seed: int = 0,
     device: str = "auto",
     layer: Optional[str] = None,
+    input: str = "auto",
     progress: bool = True,
     copy: bool = False,
     **params,
@@ -62,14 +63,16 @@ def integrate(
 
     ``key_added`` defaults to the method's registered key (``"X_<method>"``). Inputs are checked before
     anything is changed (missing batch column, a single batch, NaN/negative values, empty data, duplicate
-    cell names). Method-specific parameters go in ``**params`` (see ``scintegrate methods`` and the model
+    cell names). ``input`` declares the kind of values (``"auto"``: decided from all values, batch by batch;
+    ``"counts"`` normalises non-integer estimated counts; ``"log"`` takes the values as they are).
+    Method-specific parameters go in ``**params`` (see ``scintegrate methods`` and the model
     classes). Run details are stored in ``adata.uns["scintegrate"][key_added]`` (method, parameters, seed,
     version, training history, stage timings). Returns the AnnData (a new one with ``copy=True``).
     """
     spec = registry.get_spec(method)
     check_input(adata, batch_key, layer=layer, spec=spec)
     model = build_model(spec.name, seed=seed, device=device, progress=progress, **params)
-    result = model.fit(adata, batch_key=batch_key, layer=layer).to_result()
+    result = model.fit(adata, batch_key=batch_key, layer=layer, input=input).to_result()
     if copy:
         adata = adata.copy()
     write_result(adata, result, spec=spec, key=key_added or spec.obsm_key,

@@ -63,7 +63,7 @@ def _cmd_integrate(args) -> int:
     adata = read_h5ad(args.input)
     t0 = time.time()
     integrate(adata, method=args.method, batch_key=args.batch_key, key_added=args.key_added, seed=args.seed,
-              device=args.device, layer=args.layer, progress=not args.quiet, **params)
+              device=args.device, layer=args.layer, input=args.input_kind, progress=not args.quiet, **params)
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(out) as tmp:
         adata.write_h5ad(tmp)
@@ -165,6 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output .h5ad")
     p.add_argument("--key-added", default=None, help="obsm key for the embedding (default X_<method>)")
     p.add_argument("--layer", default=None, help="layer to use instead of .X")
+    p.add_argument("--input-kind", default="auto", choices=["auto", "counts", "log"],
+                   help="what the values are (default: decided from every value, batch by batch; 'counts' "
+                        "normalises non-integer estimated counts, 'log' takes the values as they are)")
     p.add_argument("--param", action="append", metavar="KEY=VALUE", help="method parameter (repeatable)")
     p.add_argument("--overwrite", action="store_true", help="allow --out to be the input file (replaced only "
                    "after the run succeeds)")

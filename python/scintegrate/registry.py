@@ -47,7 +47,8 @@ class MethodSpec:
     ``obsm_key`` is the default key of the embedding (``"X_<name>"`` when empty); ``obs_keys``,
     ``obsm_keys`` and ``layer_keys`` are the further outputs ``integrate`` writes. ``requires`` names
     the Python modules that must be importable (peers). ``quick_params`` make a run on a few hundred
-    cells take seconds (contract tests, smoke checks); they are not defaults.
+    cells take seconds (contract tests, smoke checks); they are not defaults. ``min_batch_cells``: a batch
+    with fewer cells is refused; ``small_batch_cells``: a batch with fewer cells is warned about.
     """
 
     name: str
@@ -62,6 +63,8 @@ class MethodSpec:
     layer_keys: Tuple[str, ...] = ()
     requires: Tuple[str, ...] = ()
     quick_params: Dict[str, object] = field(default_factory=dict)
+    min_batch_cells: int = 1
+    small_batch_cells: int = 0
 
     def __post_init__(self):
         if not self.name or self.name != self.name.lower() or not self.name.replace("_", "").isalnum():
@@ -174,22 +177,22 @@ register(MethodSpec(
     name="pca", model="scintegrate.models.pca_baseline:PCABaseline", kind="baseline",
     description="Seurat-style PCA of all batches together, no correction (the unintegrated reference)",
     input=("counts", "log"), allow_negative=True, obsm_key="X_pca_baseline",
-    quick_params={"n_comps": 10}))
+    quick_params={"n_comps": 10}, min_batch_cells=2))
 register(MethodSpec(
     name="bermuda", model="scintegrate.models.bermuda:BERMUDA",
     description="BERMUDA (Wang et al. 2019): autoencoder with MMD between similar per-batch clusters",
     input=("counts", "log"), allow_negative=True, obs_keys=("bermuda_cluster",),
-    quick_params={"max_steps": 30}))
+    quick_params={"max_steps": 30}, small_batch_cells=10))
 register(MethodSpec(
     name="deepbid", model="scintegrate.models.deepbid:DeepBID",
     description="DeepBID (Qin et al. 2024): NB autoencoder with deep fuzzy clustering and two KL losses",
     input=("counts", "log"), obs_keys=("deepbid_cluster",), obsm_keys=("deepbid_soft",),
-    layer_keys=("deepbid_denoised",),
+    layer_keys=("deepbid_denoised",), small_batch_cells=10,
     quick_params={"n_clusters": 3, "pretrain_epochs": 2, "cluster_epochs": 2, "hidden": [32, 16]}))
 register(MethodSpec(
     name="harmony", model="scintegrate.benchmark.peers:HarmonyPy", kind="peer", requires=("harmonypy",),
     description="harmonypy on the Seurat-style PCA (Korsunsky et al. 2019)", input=("counts", "log"),
-    allow_negative=True))
+    allow_negative=True, min_batch_cells=2))
 register(MethodSpec(
     name="scanorama", model="scintegrate.benchmark.peers:ScanoramaPy", kind="peer", requires=("scanorama",),
     description="the scanorama package on the log-normalised integration features (Hie et al. 2019)",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import List, Optional
 
@@ -9,7 +10,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .._validation import check_adata, check_batches, get_matrix, is_count_matrix
+from .._validation import check_adata, check_batches, get_matrix
+from .kinds import input_kind
 
 
 @dataclass
@@ -18,11 +20,16 @@ class CellData:
     densified or copied here); ``batch`` holds integer codes into ``batch_levels`` (``None`` without a batch)."""
 
     X: object
-    is_counts: bool
+    kind: str
     batch: Optional[np.ndarray]
     batch_levels: List[str]
     genes: pd.Index
     cells: pd.Index
+
+    @property
+    def is_counts(self) -> bool:
+        """Whether the values are counts (integer or estimated) to be normalised."""
+        return self.kind in ("counts", "noninteger_counts")
 
     @property
     def n_cells(self) -> int:
@@ -70,17 +77,51 @@ def check_input(adata, batch_key: Optional[str], *, layer: Optional[str] = None,
     """
     allow_negative = bool(spec.allow_negative) if spec is not None else False
     counts = bool(spec.needs_counts) if spec is not None else False
+    if batch_key is None and min_batches >= 2:
+        raise ValueError("batch_key is None: name the adata.obs column that holds each cell's batch")
     check_adata(adata, batch_key, layer=layer, min_batches=min_batches if batch_key is not None else 1,
                 counts=counts, allow_negative=allow_negative)
+    if batch_key is not None:
+        _check_batch_sizes(adata, batch_key, get_matrix(adata, layer), spec, strict=min_batches >= 2)
 
 
-def extract(adata, batch_key: Optional[str] = "batch", *, layer: Optional[str] = None) -> CellData:
-    """The :class:`CellData` of ``adata`` (``.X`` or ``layers[layer]``; batch codes from ``obs[batch_key]``)."""
+def _check_batch_sizes(adata, batch_key: str, X, spec, strict: bool) -> None:
+    """Batches without any counts are refused; batches below the method's minimum are refused, those below
+    its comfortable size are warned about (the spec declares both)."""
+    batch = adata.obs[batch_key].astype(str).to_numpy()
+    levels, codes = np.unique(batch, return_inverse=True)
+    totals = np.bincount(codes, weights=np.asarray(abs(X).sum(axis=1), dtype=np.float64).ravel(),
+                         minlength=levels.size)
+    empty = [str(b) for b, t in zip(levels, totals) if t == 0]
+    if empty:
+        raise ValueError(f"batch {empty[0]!r} has no counts: every value of its cells is 0"
+                         + (f" (and {len(empty) - 1} more batches)" if len(empty) > 1 else ""))
+    if spec is None:
+        return
+    sizes = np.bincount(codes, minlength=levels.size)
+    small = [(str(b), int(n)) for b, n in zip(levels, sizes) if n < spec.min_batch_cells]
+    if small and strict:
+        raise ValueError(f"batch {small[0][0]!r} has {small[0][1]} cell(s); method {spec.name!r} needs at least "
+                         f"{spec.min_batch_cells} per batch (merge or drop it)")
+    few = [(str(b), int(n)) for b, n in zip(levels, sizes) if n < spec.small_batch_cells]
+    if few and strict:
+        warnings.warn(f"{len(few)} batch(es) hold fewer than {spec.small_batch_cells} cells (e.g. {few[0][0]!r}: "
+                      f"{few[0][1]}), too few for {spec.name!r} to learn their structure well; "
+                      "their cells are integrated all the same", UserWarning, stacklevel=4)
+
+
+def extract(adata, batch_key: Optional[str] = "batch", *, layer: Optional[str] = None,
+            input: str = "auto") -> CellData:
+    """The :class:`CellData` of ``adata`` (``.X`` or ``layers[layer]``; batch codes from ``obs[batch_key]``).
+
+    ``input`` declares the kind of values (``"auto"``, ``"counts"``, ``"log"``; see
+    :func:`scintegrate.data.kinds.input_kind`, which decides it from every stored value, batch by batch).
+    """
     X = get_matrix(adata, layer)
     if batch_key is None:
         batch, levels = None, []
     else:
         levels = check_batches(adata.obs[batch_key], min_batches=1, key=batch_key)
         batch = pd.Categorical(adata.obs[batch_key].astype(str), categories=levels).codes.astype(np.int64)
-    return CellData(X=X, is_counts=is_count_matrix(X), batch=batch, batch_levels=levels,
+    return CellData(X=X, kind=input_kind(X, batch, levels, input), batch=batch, batch_levels=levels,
                     genes=pd.Index(adata.var_names.astype(str)), cells=pd.Index(adata.obs_names.astype(str)))

@@ -88,13 +88,18 @@ class IntegrationModel:
         return get_spec(cls.method)
 
     # ------------------------------------------------------------------ fit / embed
-    def fit(self, adata, *, batch_key: str = "batch", layer: Optional[str] = None):
-        """Check ``adata`` (see :func:`scintegrate.data.check_input`), then train; returns ``self``."""
+    def fit(self, adata, *, batch_key: str = "batch", layer: Optional[str] = None, input: str = "auto"):
+        """Check ``adata`` (see :func:`scintegrate.data.check_input`), then train; returns ``self``.
+
+        ``input`` declares the kind of values (``"auto"``: decided from every value, batch by batch;
+        ``"counts"``: normalise them as counts, e.g. non-integer estimated counts; ``"log"``: take them as
+        they are). The decision is kept in ``input_kind_`` and in the run record.
+        """
         from ..data import check_input, extract
 
         check_input(adata, batch_key, layer=layer, spec=self.spec())
-        data = extract(adata, batch_key, layer=layer)
-        self.batch_key_, self.layer_ = batch_key, layer
+        data = extract(adata, batch_key, layer=layer, input=input)
+        self.batch_key_, self.layer_, self.input_, self.input_kind_ = batch_key, layer, input, data.kind
         self.n_cells_, self.var_names_ = adata.n_obs, [str(g) for g in adata.var_names]
         self.timings_ = {}
         self._fit(adata, data)
@@ -122,7 +127,13 @@ class IntegrationModel:
                            f"e.g. {missing[:3]}")
         if genes == self.var_names_ and list(adata.var_names) != genes:
             adata = adata[:, genes]  # the model reads columns by position: align them to training
-        return self._embed_new(adata, extract(adata, key, layer=layer))
+        data = extract(adata, key, layer=layer, input=getattr(self, "input_", "auto"))
+        trained = getattr(self, "input_kind_", data.kind)
+        if data.is_counts != (trained in ("counts", "noninteger_counts")) or (trained == "scaled") != (
+                data.kind == "scaled"):
+            raise ValueError(f"the model was fitted on {trained.replace('_', '-')} values but these cells hold "
+                             f"{data.kind.replace('_', '-')} values; pass them in the same form")
+        return self._embed_new(adata, data)
 
     def required_genes(self) -> list:
         """Genes new cells must have (default: every training gene, in training order)."""
@@ -135,7 +146,8 @@ class IntegrationModel:
         """The embedding and every further output of the fitted model, as ``integrate`` writes them."""
         self._check_fitted()
         out = self._outputs()
-        info = {"timings": dict(self.timings_), **out.get("info", {})}
+        info = {"timings": dict(self.timings_), "input": getattr(self, "input_kind_", "unknown"),
+                **out.get("info", {})}
         return IntegrationResult(embedding=np.asarray(self.embed(), dtype=np.float32), obs=out.get("obs", {}),
                                  obsm=out.get("obsm", {}), layers=out.get("layers", {}), info=info)
 
@@ -181,6 +193,7 @@ class IntegrationModel:
         meta = {"class": type(self).__name__, "method": self.method, "format": FORMAT_VERSION,
                 "version": __version__, "params": self.params,
                 "fitted": {"batch_key": self.batch_key_, "layer": self.layer_, "n_cells": int(self.n_cells_),
+                           "input": self.input_, "input_kind": self.input_kind_,
                            "timings": self.timings_, **state}}
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
@@ -218,6 +231,7 @@ class IntegrationModel:
         obj.params, obj.device, obj.progress, obj.module = meta["params"], resolve_device(device), False, None
         fitted = meta["fitted"]
         obj.batch_key_, obj.layer_, obj.n_cells_ = fitted["batch_key"], fitted["layer"], fitted["n_cells"]
+        obj.input_, obj.input_kind_ = fitted["input"], fitted["input_kind"]
         obj.timings_ = fitted.get("timings", {})
         try:
             with np.load(path / "arrays.npz", allow_pickle=False) as npz:

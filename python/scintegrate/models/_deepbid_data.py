@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .._validation import is_count_matrix
+from .._validation import is_integer_matrix
 
 #: batches with fewer cells than this contribute no HVGs (their cells are still integrated)
 MIN_CELLS_FOR_HVG = 10
@@ -99,7 +99,7 @@ def resolve_likelihood(X, likelihood: str = "auto") -> str:
     likelihood = str(likelihood).lower()
     if likelihood not in ("auto", "nb", "gaussian"):
         raise ValueError(f"likelihood must be 'auto', 'nb' or 'gaussian', got {likelihood!r}")
-    counts = is_count_matrix(X)
+    counts = is_integer_matrix(X)
     if likelihood == "nb" and not counts:
         raise ValueError(
             "likelihood='nb' needs raw integer counts, but the matrix holds non-integer values (e.g. "
@@ -187,7 +187,7 @@ def transform_new(X, var_names, genes: List[str], likelihood: str) -> sp.csr_mat
         raise ValueError(f"{len(missing)} of the model's genes are missing from the data (e.g. {missing[:3]})")
     X = sp.csr_matrix(X, dtype=np.float32)
     if likelihood == "nb":
-        if not is_count_matrix(X):
+        if not is_integer_matrix(X):
             raise ValueError("this model was trained on counts; pass raw counts (layer=...) for new cells")
         X = _log_normalize(X)
     return sp.csr_matrix(X[:, names.get_indexer(genes)], dtype=np.float32)
