@@ -1,7 +1,8 @@
 #' Integrate the batches of a single-cell data set
 #'
-#' Runs one of scintegrate's batch-integration methods (BERMUDA, DeepBID, or the PCA baseline) on the
-#' raw counts of `x` and returns `x` with the batch-corrected low-dimensional embedding added.
+#' Runs one of the batch-integration methods registered in scintegrate's Python core (BERMUDA, DeepBID,
+#' the PCA baseline, and methods of plugins; see [scintegrateMethods()]) on the raw counts of `x` and
+#' returns `x` with the batch-corrected low-dimensional embedding added.
 #'
 #' The counts are handed to the Python core without densifying them: the slots of the genes x cells
 #' `dgCMatrix` (`x`, `i`, `p`, `Dim`) become a scipy CSC matrix whose arrays Python reads in place
@@ -10,19 +11,30 @@
 #' (about 1x the size of the dgCMatrix, released after the call). A dense matrix is wrapped without a
 #' copy. Cell order and names are kept.
 #'
+#' Speed: the Python side runs in the R process. It imports torch so that torch uses the BLAS it ships
+#' with rather than the one R is linked to (usually the single-threaded reference BLAS, which made
+#' training from R an order of magnitude slower than from Python); import nothing that loads torch
+#' through reticulate before scintegrate's first call. `options(scintegrate.threads = n)` sets the
+#' number of torch CPU threads of each run (default `NULL`: torch's choice, `OMP_NUM_THREADS` or the
+#' number of cores); on a machine shared with other busy processes one thread is often fastest.
+#'
 #' @param x A [SingleCellExperiment::SingleCellExperiment], a `Seurat` object, or a genes x cells
 #'   count matrix (base `matrix` or `dgCMatrix`).
-#' @param method Integration method: `"bermuda"` (default), `"deepbid"` or `"pca"` (a baseline that
-#'   does not correct batches). Case-insensitive.
+#' @param method Name of a registered method (case-insensitive), e.g. `"bermuda"`, `"deepbid"` or
+#'   `"pca"` (a baseline that does not correct batches); [scintegrateMethods()] lists them. `NULL`
+#'   (default): the registry's default method (`registry.DEFAULT_METHOD` of the Python package,
+#'   BERMUDA).
 #' @param batch For a SingleCellExperiment, the name of the `colData(x)` column holding each cell's
 #'   batch; for a Seurat object, the name of the `meta.data` column; for a matrix, a vector with one
 #'   batch label per cell (column).
 #' @param ... Method parameters passed to the Python method, e.g. `max_steps = 500` or
 #'   `n_features = 1000` for BERMUDA (see the Python documentation of `scintegrate.integrate`).
 #'   Whole numbers are sent as integers. `progress = TRUE` shows the Python progress bar.
-#' @param name Name of the result: the `reducedDim` (SingleCellExperiment; default `toupper(method)`)
-#'   or the DimReduc (Seurat; default `tolower(method)`). The PCA baseline defaults to
-#'   `"PCA_BASELINE"` / `"pca_baseline"` so that it never overwrites an existing `"PCA"` / `"pca"`.
+#' @param name Name of the result: the `reducedDim` (SingleCellExperiment) or the DimReduc (Seurat).
+#'   Default: the method's registered embedding key without `"X_"`, upper-case for a
+#'   SingleCellExperiment and lower-case for Seurat (columns `reducedDim` / `reduction` of
+#'   [scintegrateMethods()]): `"BERMUDA"` / `"bermuda"`, and `"PCA_BASELINE"` / `"pca_baseline"` for
+#'   the PCA baseline so that it never overwrites an existing `"PCA"` / `"pca"`.
 #' @param seed Integer seed of every random step (clustering, initialisation, sampling).
 #' @param device `"auto"` (GPU when available), `"cpu"` or `"cuda"`.
 #' @param assay For a SingleCellExperiment, the assay holding raw counts (default `"counts"`); for a
@@ -42,7 +54,8 @@
 #'     `attr(, "scintegrate")`, per-cell outputs in `attr(, "cellData")` (a data.frame) and other
 #'     per-cell / gene-level matrices in `attr(, "obsm")` / `attr(, "layers")`.
 #'
-#' @seealso [integrationMetrics()] to score the result, [simulateBatches()] for example data,
+#' @seealso [scintegrateMethods()] for the methods, [integrationMetrics()] to score the result,
+#'   [simulateBatches()] for example data,
 #'   [installPython()] to set up the Python side.
 #' @examples
 #' if (scintegrateAvailable()) {
@@ -56,14 +69,14 @@
 #'   head(rownames(emb))
 #' }
 #' @export
-integrateBatches <- function(x, method = "bermuda", batch = "batch", ..., name = NULL, seed = 0L,
+integrateBatches <- function(x, method = NULL, batch = "batch", ..., name = NULL, seed = 0L,
                              device = "auto") {
   UseMethod("integrateBatches")
 }
 
 #' @rdname integrateBatches
 #' @export
-integrateBatches.SingleCellExperiment <- function(x, method = "bermuda", batch = "batch", ..., name = NULL,
+integrateBatches.SingleCellExperiment <- function(x, method = NULL, batch = "batch", ..., name = NULL,
                                                   seed = 0L, device = "auto", assay = "counts") {
   if (!assay %in% SummarizedExperiment::assayNames(x)) {
     stop(sprintf("assay '%s' not found; available assays: %s", assay,
@@ -87,7 +100,7 @@ integrateBatches.SingleCellExperiment <- function(x, method = "bermuda", batch =
 
 #' @rdname integrateBatches
 #' @export
-integrateBatches.Seurat <- function(x, method = "bermuda", batch = "batch", ..., name = NULL, seed = 0L,
+integrateBatches.Seurat <- function(x, method = NULL, batch = "batch", ..., name = NULL, seed = 0L,
                                     device = "auto", assay = NULL) {
   if (!requireNamespace("SeuratObject", quietly = TRUE)) {
     stop("the SeuratObject package is needed for Seurat input", call. = FALSE)
@@ -128,18 +141,18 @@ integrateBatches.Seurat <- function(x, method = "bermuda", batch = "batch", ...,
 
 #' @rdname integrateBatches
 #' @export
-integrateBatches.matrix <- function(x, method = "bermuda", batch, ..., name = NULL, seed = 0L, device = "auto") {
+integrateBatches.matrix <- function(x, method = NULL, batch, ..., name = NULL, seed = 0L, device = "auto") {
   .integrateMatrix(x, method, batch, list(...), name, seed, device)
 }
 
 #' @rdname integrateBatches
 #' @export
-integrateBatches.Matrix <- function(x, method = "bermuda", batch, ..., name = NULL, seed = 0L, device = "auto") {
+integrateBatches.Matrix <- function(x, method = NULL, batch, ..., name = NULL, seed = 0L, device = "auto") {
   .integrateMatrix(x, method, batch, list(...), name, seed, device)
 }
 
 #' @export
-integrateBatches.default <- function(x, method = "bermuda", batch = "batch", ..., name = NULL, seed = 0L,
+integrateBatches.default <- function(x, method = NULL, batch = "batch", ..., name = NULL, seed = 0L,
                                      device = "auto") {
   stop(sprintf(paste("integrateBatches() takes a SingleCellExperiment, a Seurat object or a genes x cells",
                      "matrix / dgCMatrix, not an object of class '%s'"), class(x)[1]), call. = FALSE)
@@ -175,13 +188,48 @@ integrateBatches.default <- function(x, method = "bermuda", batch = "batch", ...
                  paste(reserved, collapse = ", ")), call. = FALSE)
   }
   if (is.null(params$progress)) params$progress <- FALSE
-  defaultName <- .pyCheckMethod(method)
-  if (is.null(name)) name <- if (upper) toupper(defaultName) else tolower(defaultName)
+  spec <- .pyCheckMethod(if (is.null(method)) .pyDefaultMethod() else method)
+  if (is.null(name)) name <- .resultName(spec$key, upper)
   if (!is.character(name) || length(name) != 1L || !nzchar(name)) stop("name must be a single string", call. = FALSE)
-  res <- .pyIntegrate(counts, batch, method, paste0("X_", method), seed, device, params)
-  res$method <- method
+  res <- .pyIntegrate(counts, batch, spec$name, spec$key, seed, device, params,
+                      .checkThreads(getOption("scintegrate.threads")))
+  res$method <- spec$name
   res$name <- name
-  res$record <- .makeRecord(method, name, list(column = batchName, levels = levels(batch)), seed, device, params,
-                            list(version = .pyPackageVersion(), record = res$record))
+  res$record <- .makeRecord(spec$name, name, list(column = batchName, levels = levels(batch)), seed, device,
+                            params, list(version = .pyPackageVersion(), record = res$record))
   res
+}
+
+# The default result name of an embedding key: "X_pca_baseline" -> "PCA_BASELINE" (SCE, matrix) or
+# "pca_baseline" (Seurat).
+.resultName <- function(key, upper) {
+  name <- sub("^X_", "", key)
+  if (upper) toupper(name) else tolower(name)
+}
+
+#' The integration methods scintegrate can run
+#'
+#' Lists the methods of the Python core's registry that [integrateBatches()] runs: scintegrate's own
+#' (BERMUDA, DeepBID), the PCA baseline, and methods registered by plugins (Python modules named in the
+#' environment variable `SCINTEGRATE_PLUGINS` before the first call). Benchmark-only peers are not
+#' listed.
+#'
+#' @return A data.frame with one row per method: `method` (the name for `method =`), `kind`
+#'   (`"method"`, or `"baseline"` for a method that does not correct batches), `default` (`TRUE` for the
+#'   method used when `method = NULL`), `reducedDim` and `reduction` (the default result names for a
+#'   SingleCellExperiment and a Seurat object), `cellData` (the per-cell outputs added as `colData` /
+#'   `meta.data` columns, comma-separated) and `description`.
+#' @seealso [integrateBatches()]
+#' @examples
+#' if (scintegrateAvailable()) {
+#'   scintegrateMethods()[, c("method", "kind", "reducedDim")]
+#' }
+#' @export
+scintegrateMethods <- function() {
+  specs <- .pyMethods()
+  field <- function(f) vapply(specs, function(s) paste(unlist(s[[f]]), collapse = ", "), character(1))
+  data.frame(method = field("name"), kind = field("kind"), default = field("name") == .pyDefaultMethod(),
+             reducedDim = .resultName(field("key"), TRUE), reduction = .resultName(field("key"), FALSE),
+             cellData = field("obs_keys"), description = field("description"), row.names = NULL,
+             stringsAsFactors = FALSE)
 }

@@ -1,5 +1,6 @@
 # The only file of the package that touches Python (through reticulate). Everything here is internal
-# (dot-prefixed); exported functions elsewhere take and return R objects and call these helpers.
+# (dot-prefixed); exported functions elsewhere take and return R objects and call these helpers. The
+# Python side of every call is in the module scintegrate._r_bridge; here R objects are converted only.
 #
 # Data transfer: a genes x cells dgCMatrix goes to Python as its slots (x, i, p, Dim) in a scipy CSC
 # matrix; numpy reads the slot vectors in place, read-only. (reticulate 1.28's np_array() first gives each
@@ -10,86 +11,6 @@
 # transposed (genes x cells) dgCMatrix built in R.
 
 .pyState <- new.env(parent = emptyenv())
-
-# Python helpers run inside the scintegrate Python session (kept short; the work is in the Python package).
-.bridgeSource <- "
-import json, math
-import numpy as np, pandas as pd, scipy.sparse as sp
-
-def make_adata(X, cells, genes, obs):
-    import anndata as ad
-    Xc = X.T  # genes x cells CSC (or F-ordered array) -> cells x genes CSR (or C-ordered): no copy
-    obs = pd.DataFrame({k: (pd.Categorical(v[0], categories=v[1]) if isinstance(v, tuple) else v)
-                        for k, v in obs.items()}, index=pd.Index(list(cells), dtype=str))
-    return ad.AnnData(X=Xc, obs=obs, var=pd.DataFrame(index=pd.Index(list(genes), dtype=str)))
-
-def to_slots(M):
-    M = sp.csr_matrix(M)
-    return {'x': np.asarray(M.data, dtype=np.float64), 'i': np.asarray(M.indices, dtype=np.int32),
-            'p': np.asarray(M.indptr, dtype=np.int32), 'dim': [int(M.shape[1]), int(M.shape[0])]}
-
-def plain(obj):
-    if isinstance(obj, dict):
-        return {str(k): plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [plain(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return plain(obj.tolist())
-    if isinstance(obj, np.generic):
-        return plain(obj.item())
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if obj is None or isinstance(obj, (bool, int, float, str)):
-        return obj
-    return str(obj)
-
-def integrate(adata, method, batch_key, key, seed, device, params):
-    import scintegrate as si
-    before, layers_before = set(adata.obs.columns), set(adata.layers.keys())
-    si.integrate(adata, method=method, batch_key=batch_key, key_added=key, seed=seed, device=device, **params)
-    new_obs = [c for c in adata.obs.columns if c not in before]
-    extra_obsm = [k for k in adata.obsm.keys() if k != key]
-    return {'embedding': np.asarray(adata.obsm[key], dtype=np.float64),
-            'obs': {c: obs_column(adata.obs[c]) for c in new_obs},
-            'obsm': {k: np.asarray(adata.obsm[k], dtype=np.float64) for k in extra_obsm},
-            'layers': {k: to_slots(v) for k, v in adata.layers.items() if k not in layers_before | {'counts'}},
-            'record': json.dumps(plain(adata.uns['scintegrate'][key]))}
-
-def obs_column(col):
-    if isinstance(col.dtype, pd.CategoricalDtype):
-        return ([str(c) for c in col.cat.categories], np.asarray(col.cat.codes, dtype=np.int32) + 1)
-    if col.dtype.kind in 'biuf':
-        return np.asarray(col)
-    return [str(v) for v in col]
-
-def round_trip(X, cells, genes):
-    adata = make_adata(X, cells, genes, {})
-    out = adata_slots(adata)
-    out['format'] = adata.X.format
-    out['no_copy_in_python'] = bool(np.shares_memory(adata.X.data, X.data))
-    out['read_only'] = not adata.X.data.flags.writeable
-    return out
-
-def read_h5ad(path):
-    import anndata as ad
-    adata = ad.read_h5ad(path)
-    return adata_slots(adata)
-
-def adata_slots(adata):
-    return {'counts': to_slots(adata.X), 'cells': [str(c) for c in adata.obs_names],
-            'genes': [str(g) for g in adata.var_names],
-            'obs': {c: obs_column(adata.obs[c]) for c in adata.obs.columns},
-            'uns': json.dumps(plain(dict(adata.uns)))}
-
-def metrics(X, batch, labels, X_unintegrated, metrics, seed):
-    import warnings
-    from scintegrate.metrics import compute_metrics
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter('always')
-        out = compute_metrics(X, np.asarray(batch, dtype=str), np.asarray(labels, dtype=str),
-                              X_unintegrated=X_unintegrated, metrics=metrics, seed=seed)
-    return {'values': {k: float(v) for k, v in out.items()}, 'warnings': sorted({str(w.message) for w in caught})}
-"
 
 # ---- choosing and checking the Python ---------------------------------------------------------------
 
@@ -139,17 +60,23 @@ def metrics(X, batch, labels, X_unintegrated, metrics, seed):
          "that has the 'scintegrate' package, numpy<2 and torch installed.")
 }
 
-# The scintegrate Python module and the bridge helpers, imported once (lazily).
+# The bridge module scintegrate._r_bridge, imported once (lazily). It then imports torch so that torch
+# calls its own BLAS (MKL), not the BLAS R links (see load_torch() in the bridge): loaded the usual way
+# inside R, torch's matrix products run on R's single-threaded reference BLAS, ~15x slower.
 .py <- function() {
   if (is.null(.pyState$bridge)) {
     status <- .pyStatus()
     if (!status$ok) stop(.pyMissingMessage(status$reason), call. = FALSE)
-    .pyState$si <- reticulate::import("scintegrate", convert = FALSE)
-    bridge <- reticulate::import("types", convert = FALSE)$ModuleType("scintegrate_r_bridge")
-    reticulate::import_builtins(convert = FALSE)$exec(.bridgeSource, bridge$`__dict__`)
+    bridge <- reticulate::import("scintegrate._r_bridge", convert = FALSE)
+    .pyState$torch <- reticulate::py_to_r(bridge$load_torch())
+    if (isTRUE(.pyState$torch$foreign_blas)) {
+      warning("torch was imported before scintegrate in this R session and may use R's BLAS, which makes ",
+              "training many times slower; restart R and use scintegrate before importing torch",
+              call. = FALSE)
+    }
     .pyState$bridge <- bridge
   }
-  .pyState
+  .pyState$bridge
 }
 
 # The message of a Python exception caught in R, without reticulate's decorations.
@@ -189,8 +116,7 @@ def metrics(X, batch, labels, X_unintegrated, metrics, seed):
 }
 
 .pyAnnData <- function(counts, obs) {
-  st <- .py()
-  st$bridge$make_adata(.pyCounts(counts), colnames(counts), rownames(counts), .pyObs(obs))
+  .py()$make_adata(.pyCounts(counts), colnames(counts), rownames(counts), .pyObs(obs))
 }
 
 # ---- Python -> R ------------------------------------------------------------------------------------
@@ -215,37 +141,51 @@ def metrics(X, batch, labels, X_unintegrated, metrics, seed):
 
 .fromJson <- function(text) jsonlite::fromJSON(text, simplifyVector = TRUE, simplifyDataFrame = FALSE)
 
-# ---- the calls the exported functions make ----------------------------------------------------------
-
-.pyPackageVersion <- function() reticulate::py_to_r(.py()$si$`__version__`)
-
-# Check that `method` is registered and importable; returns its default embedding name (without "X_").
-.pyCheckMethod <- function(method) {
-  .py()
-  api <- reticulate::import("scintegrate.api", convert = TRUE)
-  tryCatch(api$get_method(method), error = function(e) {
-    msg <- .pyErrorMessage(e)
-    if (grepl("^ValueError", msg)) stop(sub("^ValueError: ", "", msg), call. = FALSE)
-    stop(sprintf("method '%s' is registered but cannot be imported in this installation (%s)", method, msg),
-         call. = FALSE)
-  })
-  key <- api$DEFAULT_KEYS[[method]]
-  if (is.null(key)) method else sub("^X_", "", key)
+# counts (genes x cells dgCMatrix), obs (DataFrame) and uns (list) of the bridge's adata_slots().
+.slotsToPieces <- function(out) {
+  list(counts = .slotsToDgC(out$counts, out$genes, out$cells), obs = .obsToDataFrame(out$obs, out$cells),
+       uns = .fromJson(out$uns))
 }
 
-# Run scintegrate.integrate on counts (genes x cells dgCMatrix or matrix) with per-cell `batch`.
+# ---- the calls the exported functions make ----------------------------------------------------------
+
+.pyPackageVersion <- function() reticulate::py_to_r(.py()$version())
+
+# The methods R can run, read from the Python registry once per session: a list named by method, each
+# list(name, kind, key, obs_keys, obsm_keys, layer_keys, quick_params, description).
+.pyMethods <- function() {
+  if (is.null(.pyState$methods)) {
+    infos <- reticulate::py_to_r(.py()$methods())
+    names(infos) <- vapply(infos, `[[`, character(1), "name")
+    .pyState$methods <- infos
+  }
+  .pyState$methods
+}
+
+# The registry's default method (NULL `method` in integrateBatches()).
+.pyDefaultMethod <- function() reticulate::py_to_r(.py()$default_method())
+
+# The spec of `method` (as in .pyMethods()); an R error when it is unknown or cannot be imported.
+.pyCheckMethod <- function(method) {
+  bridge <- .py()
+  tryCatch(reticulate::py_to_r(bridge$check_method(method)), error = function(e) {
+    stop(sub("^(ValueError|RuntimeError): ", "", .pyErrorMessage(e)), call. = FALSE)
+  })
+}
+
+# Run scintegrate.integrate on counts (genes x cells dgCMatrix or matrix) with per-cell `batch`, writing
+# the embedding under `key`, with `threads` torch threads (NULL: as torch has it).
 # Returns list(embedding = cells x d matrix, obs = DataFrame, obsm = list, layers = list of dgCMatrix,
 # record = list).
-.pyIntegrate <- function(counts, batch, method, key, seed, device, params) {
-  st <- .py()
+.pyIntegrate <- function(counts, batch, method, key, seed, device, params, threads = NULL) {
+  bridge <- .py()
   adata <- .pyCall(.pyAnnData(counts, list(batch = batch)))
-  params <- reticulate::r_to_py(params)
-  res <- .pyCall(st$bridge$integrate(adata, method, "batch", key, as.integer(seed), device, params))
+  if (!is.null(threads)) threads <- as.integer(threads)
+  res <- .pyCall(bridge$integrate(adata, method, "batch", key, as.integer(seed), device,
+                                  reticulate::r_to_py(params), threads))
   res <- reticulate::py_to_r(res)
   cells <- colnames(counts)
-  embedding <- res$embedding
-  rownames(embedding) <- cells
-  list(embedding = embedding, obs = .obsToDataFrame(res$obs, cells),
+  list(embedding = `rownames<-`(res$embedding, cells), obs = .obsToDataFrame(res$obs, cells),
        obsm = lapply(res$obsm, function(m) `rownames<-`(m, cells)),
        layers = lapply(res$layers, .slotsToDgC, rownames = rownames(counts), colnames = cells),
        record = .fromJson(res$record))
@@ -255,34 +195,28 @@ def metrics(X, batch, labels, X_unintegrated, metrics, seed):
 # the AnnData's X is CSR, holds the very arrays of the CSC matrix made from the slots (no copy in
 # Python) and is read-only.
 .pyRoundTrip <- function(counts) {
-  st <- .py()
-  out <- reticulate::py_to_r(st$bridge$round_trip(.pyCounts(counts), colnames(counts), rownames(counts)))
+  out <- reticulate::py_to_r(.py()$round_trip(.pyCounts(counts), colnames(counts), rownames(counts)))
   list(counts = .slotsToDgC(out$counts, out$genes, out$cells), format = out$format,
        noCopyInPython = out$no_copy_in_python, readOnly = out$read_only)
 }
 
 # Read an .h5ad file into R pieces: counts (genes x cells dgCMatrix), obs (DataFrame), uns (list).
 .pyReadH5ad <- function(path) {
-  st <- .py()
-  out <- reticulate::py_to_r(.pyCall(st$bridge$read_h5ad(normalizePath(path, mustWork = TRUE))))
-  list(counts = .slotsToDgC(out$counts, out$genes, out$cells), obs = .obsToDataFrame(out$obs, out$cells),
-       uns = .fromJson(out$uns))
+  bridge <- .py()
+  .slotsToPieces(reticulate::py_to_r(.pyCall(bridge$read_h5ad(normalizePath(path, mustWork = TRUE)))))
 }
 
 # scintegrate.datasets.simulate_counts, as R pieces (see .pyReadH5ad).
 .pySimulate <- function(params) {
-  st <- .py()
-  adata <- .pyCall(do.call(st$si$datasets$simulate_counts, params))
-  out <- reticulate::py_to_r(st$bridge$adata_slots(adata))
-  list(counts = .slotsToDgC(out$counts, out$genes, out$cells), obs = .obsToDataFrame(out$obs, out$cells),
-       uns = .fromJson(out$uns))
+  bridge <- .py()
+  .slotsToPieces(reticulate::py_to_r(.pyCall(do.call(bridge$simulate, params))))
 }
 
 # scintegrate.metrics.compute_metrics on a cells x d embedding. Returns list(values, warnings).
 .pyMetrics <- function(embedding, batch, labels, unintegrated, metrics, seed) {
-  st <- .py()
-  res <- .pyCall(st$bridge$metrics(embedding, as.character(batch), as.character(labels), unintegrated,
-                                   metrics, as.integer(seed)))
+  bridge <- .py()
+  res <- .pyCall(bridge$metrics(embedding, as.character(batch), as.character(labels), unintegrated,
+                                metrics, as.integer(seed)))
   reticulate::py_to_r(res)
 }
 

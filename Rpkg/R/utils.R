@@ -59,11 +59,23 @@
   table[[column]]
 }
 
+# NULL (the registry's default method, resolved later) or a single method name, lower-cased.
 .checkMethod <- function(method) {
+  if (is.null(method)) return(NULL)
   if (!is.character(method) || length(method) != 1L || is.na(method) || !nzchar(method)) {
-    stop("method must be a single string such as \"bermuda\", \"deepbid\" or \"pca\"", call. = FALSE)
+    stop("method must be a single string naming a method of scintegrateMethods(), or NULL for the default",
+         call. = FALSE)
   }
   tolower(method)
+}
+
+# The torch CPU threads of a run: NULL (torch's default) or a positive whole number.
+.checkThreads <- function(threads) {
+  if (is.null(threads)) return(NULL)
+  if (!is.numeric(threads) || length(threads) != 1L || is.na(threads) || threads < 1 || threads != round(threads)) {
+    stop("option scintegrate.threads must be NULL or a positive whole number", call. = FALSE)
+  }
+  as.integer(threads)
 }
 
 # Method parameters for Python: named, and whole numbers given as doubles (n_epochs = 5) sent as integers.

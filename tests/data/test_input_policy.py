@@ -2,9 +2,7 @@
 
 import warnings
 
-import anndata as ad
 import numpy as np
-import pandas as pd
 import pytest
 import scipy.sparse as sp
 
@@ -112,3 +110,20 @@ def test_embedding_new_cells_of_another_kind_is_refused():
     new.X = sp.csr_matrix(np.log1p(new.X.toarray()))
     with pytest.raises(ValueError, match="fitted on counts values but these cells hold log values"):
         model.embed(new)
+
+
+def test_read_only_matrix_with_unsorted_indices_is_read_without_changing_it():
+    """As a view of another program's memory (R's slots through reticulate) may arrive."""
+    a = _adata(n=60, g=30)
+    X = a.X.tocsr().copy()
+    for i in range(X.shape[0]):  # reverse every row's column order: valid CSR, indices not sorted
+        s, e = X.indptr[i], X.indptr[i + 1]
+        X.indices[s:e], X.data[s:e] = X.indices[s:e][::-1].copy(), X.data[s:e][::-1].copy()
+    X.has_sorted_indices = False
+    before = X.indices.copy()
+    for arr in (X.data, X.indices, X.indptr):
+        arr.flags.writeable = False
+    a.X = X
+    out = si.integrate(a, method="pca", progress=False, n_comps=5)
+    assert out.obsm["X_pca_baseline"].shape == (60, 5) and out.uns["scintegrate"]["X_pca_baseline"]["input"] == "counts"
+    np.testing.assert_array_equal(a.X.indices, before)

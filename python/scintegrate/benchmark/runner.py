@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import time
 import warnings
-from pathlib import Path
 from typing import Dict, Optional, Sequence, Union
 
 import pandas as pd

@@ -90,8 +90,12 @@ def _check_batch_sizes(adata, batch_key: str, X, spec, strict: bool) -> None:
     its comfortable size are warned about (the spec declares both)."""
     batch = adata.obs[batch_key].astype(str).to_numpy()
     levels, codes = np.unique(batch, return_inverse=True)
-    totals = np.bincount(codes, weights=np.asarray(abs(X).sum(axis=1), dtype=np.float64).ravel(),
-                         minlength=levels.size)
+    if sp.issparse(X):  # never abs(X) / X.max(): scipy sorts the user's (maybe read-only) indices in place
+        X = sp.csr_matrix(X)
+        row_abs = np.asarray(sp.csr_matrix((np.abs(X.data), X.indices, X.indptr), shape=X.shape).sum(1)).ravel()
+    else:
+        row_abs = np.abs(np.asarray(X)).sum(1)
+    totals = np.bincount(codes, weights=row_abs.astype(np.float64), minlength=levels.size)
     empty = [str(b) for b, t in zip(levels, totals) if t == 0]
     if empty:
         raise ValueError(f"batch {empty[0]!r} has no counts: every value of its cells is 0"

@@ -40,8 +40,11 @@ def _row_stats(X):
         def per_row(flags):
             M = sp.csr_matrix((flags.astype(np.float32), X.indices, X.indptr), shape=X.shape)
             return np.asarray(M.sum(1)).ravel()
-        v = X.data
-        vmax = np.asarray(X.max(axis=1).todense()).ravel() if X.nnz else np.zeros(X.shape[0])
+        v, ptr = X.data, X.indptr
+        vmax = np.zeros(X.shape[0])  # never X.max(): it sorts the user's indices in place
+        filled = np.diff(ptr) > 0
+        if v.size:
+            vmax[filled] = np.maximum.reduceat(v, ptr[:-1][filled])
         return per_row(v < 0), per_row(np.abs(v - np.round(v)) > 1e-6), vmax
     out = [], [], []
     A = np.asarray(X)
