@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Build and check the R package: R CMD build, then R CMD check --no-manual on the tarball.
 # Fails (exit 1) on any ERROR or WARNING in the check; NOTEs are reported but allowed.
+# The tarball carries the wheel of the Python package (built by scripts/build_r_wheel.sh into
+# inst/python/ of a copy of Rpkg/, so the checkout stays free of binaries): installPython() installs it.
 #
 # Environment:
 #   RETICULATE_PYTHON        Python used by the tests and vignettes (default: <repo>/.venv/bin/python when it
@@ -28,7 +30,14 @@ mkdir -p "$OUT"
 cd "$OUT"
 echo "R check of $PKG_DIR in $OUT (RETICULATE_PYTHON=${RETICULATE_PYTHON:-unset})"
 
-R CMD build "$PKG_DIR"
+# A copy of the package with the wheel of python/ in inst/python/ (what installPython() installs).
+rm -rf "$OUT/src"
+mkdir -p "$OUT/src"
+cp -R "$PKG_DIR" "$OUT/src/scintegrate"
+rm -f "$OUT/src/scintegrate/inst/python/"*.whl
+bash "$REPO/scripts/build_r_wheel.sh" "$OUT/src/scintegrate/inst/python" 2>/dev/null
+
+R CMD build "$OUT/src/scintegrate"
 TARBALL="$(ls -t scintegrate_*.tar.gz | head -n 1)"
 R CMD check --no-manual "$TARBALL"
 

@@ -140,3 +140,17 @@ def test_adata_slots_and_simulate():
     assert out["counts"]["dim"] == [20, 40] and len(out["cells"]) == 40 and len(out["genes"]) == 20
     assert set(out["obs"]) >= {"batch", "cell_type"}
     assert isinstance(json.loads(out["uns"]), dict)
+
+
+def test_read_h5ad_uses_the_cli_reader(sim, tmp_path):
+    """R's readH5ad() goes through scintegrate.datasets.read_h5ad: one-line errors, then the slots."""
+    with pytest.raises(FileNotFoundError, match="^no such file: "):
+        rb.read_h5ad(tmp_path / "missing.h5ad")
+    text = tmp_path / "table.h5ad"
+    text.write_text("gene,cell\n")
+    with pytest.raises(ValueError, match=r"is not an \.h5ad file \(no HDF5 signature\)"):
+        rb.read_h5ad(text)
+    path = tmp_path / "sim.h5ad"
+    sim.write_h5ad(path)
+    out = rb.read_h5ad(str(path))
+    assert out["counts"]["dim"] == [sim.n_vars, sim.n_obs] and out["cells"] == sim.obs_names.tolist()

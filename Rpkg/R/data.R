@@ -26,14 +26,16 @@ simulateBatches <- function(nCells = 1000, nGenes = 1000, nBatches = 2, nTypes =
                             seed = 0L, ...) {
   params <- c(list(n_cells = as.integer(nCells), n_genes = as.integer(nGenes),
                    n_batches = as.integer(nBatches), n_types = as.integer(nTypes),
-                   experiment = experiment, seed = as.integer(seed)), .pyParams(list(...)))
+                   experiment = experiment, seed = .checkSeed(seed)), .pyParams(list(...)))
   if (length(nCells) > 1L) params$n_cells <- as.list(params$n_cells)
   .asSce(.pySimulate(params), uns = "simulation")
 }
 
 #' Read an .h5ad file into a SingleCellExperiment
 #'
-#' Reads an AnnData `.h5ad` file with the Python `anndata` package and returns its `X` as the
+#' Reads an AnnData `.h5ad` file with the reader of the Python core and its command line
+#' (`scintegrate.datasets.read_h5ad`: one-line errors for a missing file or a file that is not
+#' `.h5ad`) and returns its `X` as the
 #' `counts` assay (a genes x cells `dgCMatrix`, transferred as sparse arrays without densifying),
 #' `obs` as `colData` and `uns` as `metadata`. Useful for the shared benchmark data sets; other
 #' AnnData slots (`layers`, `obsm`, `var` columns) are not read.
@@ -48,9 +50,10 @@ simulateBatches <- function(nCells = 1000, nGenes = 1000, nBatches = 2, nTypes =
 #' }
 #' @export
 readH5ad <- function(path) {
-  if (!is.character(path) || length(path) != 1L || !file.exists(path)) {
-    stop(sprintf("file not found: %s", paste(path, collapse = ", ")), call. = FALSE)
+  if (!is.character(path) || length(path) != 1L || is.na(path) || !nzchar(path)) {
+    stop("path must be a single file path", call. = FALSE)
   }
+  if (!file.exists(path)) stop(sprintf("no such file: '%s'", path), call. = FALSE)  # as the Python reader says
   .asSce(.pyReadH5ad(path))
 }
 

@@ -6,13 +6,20 @@
 #' `RETICULATE_PYTHON` or [reticulate::use_python()] chose another Python first. Restart R after
 #' installing.
 #'
+#' pip runs in a clean environment: `LD_LIBRARY_PATH`, `PYTHONPATH` and `PYTHONHOME` of the R session
+#' (R sets `LD_LIBRARY_PATH` to its own libraries, with which some Pythons cannot import `ssl`) are
+#' unset for the pip calls only. pip's own configuration (`pip.conf`, `PIP_*` variables: indexes,
+#' `find-links`, caches) is kept.
+#'
 #' @param envname Name (or path) of the virtual environment; the default `"r-scintegrate"` is the
 #'   one scintegrate looks for (option `scintegrate.envname`).
 #' @param source Where the Python package comes from: a path to a source checkout (the folder with
 #'   `pyproject.toml`) or to a wheel, or a pip requirement. Default: the environment variable
-#'   `SCINTEGRATE_PYTHON_SOURCE`, else a wheel shipped in the R package's `python/` folder, else
-#'   `"scintegrate"` from the package index.
-#' @param python The Python interpreter to create the environment from (`NULL`: reticulate's choice).
+#'   `SCINTEGRATE_PYTHON_SOURCE`, else the wheel shipped in the R package
+#'   (`system.file("python", package = "scintegrate")`), which is the Python package this R package
+#'   was released with. (The Python package is not published on PyPI.)
+#' @param python The Python interpreter to create the environment from (`python -m venv`; `NULL`: the
+#'   `python3` on the `PATH`). Ignored when the environment exists.
 #' @param torch The torch requirement (default `"torch==2.13.0"`).
 #' @param torchIndexUrl Optional extra package index for torch, e.g.
 #'   `"https://download.pytorch.org/whl/cpu"` for the CPU-only build.
@@ -23,12 +30,15 @@
 #' @seealso [scintegrateAvailable()]
 #' @examples
 #' \dontrun{
-#' installPython()  # then restart R
+#' installPython()  # the wheel shipped in the R package; then restart R
 #' installPython(source = "~/src/scintegrate", torchIndexUrl = "https://download.pytorch.org/whl/cpu")
 #' }
 #' @export
 installPython <- function(envname = "r-scintegrate", source = NULL, python = NULL, torch = "torch==2.13.0",
                           torchIndexUrl = NULL, extraPackages = character(), pipOptions = character()) {
+  if (!is.character(envname) || length(envname) != 1L || is.na(envname) || !nzchar(envname)) {
+    stop("envname must be a single name or path", call. = FALSE)
+  }
   plan <- .installPlan(source = source, torch = torch, torchIndexUrl = torchIndexUrl,
                        extraPackages = extraPackages)
   pythonPath <- .pyInstall(envname, plan, python, pipOptions)
@@ -75,7 +85,16 @@ scintegrateAvailable <- function(reason = FALSE) {
 .defaultPythonSource <- function() {
   env <- Sys.getenv("SCINTEGRATE_PYTHON_SOURCE")
   if (nzchar(env)) return(env)
-  wheels <- list.files(system.file("python", package = "scintegrate"), pattern = "\\.whl$", full.names = TRUE)
-  if (length(wheels)) return(wheels[length(wheels)])
-  "scintegrate"
+  wheel <- .bundledWheel()
+  if (!is.null(wheel)) return(wheel)
+  stop("no wheel of the Python package ships with this installation of the R package (R CMD INSTALL ",
+       "builds it only from a scintegrate checkout, and a tarball has it when made by Rpkg/run_checks.sh); ",
+       "pass source = the path of a scintegrate checkout or wheel", call. = FALSE)
+}
+
+# The scintegrate wheel in the installed R package's python/ folder (NULL when there is none).
+.bundledWheel <- function(dir = system.file("python", package = "scintegrate")) {
+  if (!nzchar(dir)) return(NULL)
+  wheels <- list.files(dir, pattern = "^scintegrate-.*\\.whl$", full.names = TRUE)
+  if (length(wheels)) wheels[length(wheels)] else NULL
 }

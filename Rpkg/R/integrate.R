@@ -177,9 +177,7 @@ integrateBatches.default <- function(x, method = NULL, batch = "batch", ..., nam
   method <- .checkMethod(method)
   counts <- .checkCounts(.asCounts(counts))
   batch <- .checkBatch(batch, ncol(counts))
-  if (!is.numeric(seed) || length(seed) != 1L || is.na(seed) || seed != round(seed)) {
-    stop("seed must be a single whole number", call. = FALSE)
-  }
+  seed <- .checkSeed(seed)
   if (!is.character(device) || length(device) != 1L) stop("device must be \"auto\", \"cpu\" or \"cuda\"", call. = FALSE)
   params <- .pyParams(params)
   reserved <- intersect(names(params), c("batch_key", "key_added", "layer", "copy"))

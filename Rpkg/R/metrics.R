@@ -40,7 +40,7 @@ integrationMetrics.SingleCellExperiment <- function(x, embedding, batch = "batch
   }
   table <- SummarizedExperiment::colData(x)
   .metricsTable(embedding, getEmbedding, .getColumn(table, batch, "colData(x)"),
-                .getColumn(table, label, "colData(x)"), metrics, unintegrated, seed)
+                .getColumn(table, label, "colData(x)", "label"), metrics, unintegrated, seed)
 }
 
 #' @rdname integrationMetrics
@@ -53,7 +53,7 @@ integrationMetrics.Seurat <- function(x, embedding, batch = "batch", label = "ce
   }
   table <- x@meta.data
   where <- "the Seurat object's meta.data"
-  .metricsTable(embedding, getEmbedding, .getColumn(table, batch, where), .getColumn(table, label, where),
+  .metricsTable(embedding, getEmbedding, .getColumn(table, batch, where), .getColumn(table, label, where, "label"),
                 metrics, unintegrated, seed)
 }
 
@@ -73,6 +73,9 @@ integrationMetrics.default <- function(x, embedding, batch, label, ...) {
 }
 
 .metricsTable <- function(embeddings, getEmbedding, batch, label, metrics, unintegrated, seed) {
+  seed <- .checkSeed(seed)
+  force(batch)  # column look-ups fail here, before any embedding is read
+  force(label)
   if (!is.character(embeddings) || !length(embeddings)) {
     stop("embedding must name one or more embeddings", call. = FALSE)
   }

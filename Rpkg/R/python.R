@@ -79,10 +79,33 @@
   .pyState$bridge
 }
 
-# The message of a Python exception caught in R, without reticulate's decorations.
+# AnnData words that may reach R users in Python messages, and what R calls them.
+.pyWords <- c("adata.X" = "the counts matrix", "adata.obs_names" = "the cell names",
+              "adata.var_names" = "the gene names", "adata.obsm" = "the cell embeddings",
+              "adata.obs" = "the cell metadata", "adata.var" = "the gene metadata",
+              "adata.layers" = "the assays", "adata" = "the data")
+
+# The message of a Python exception caught in R, in R terms: without reticulate's decorations, the
+# exception class ("ValueError: ", the quotes of a KeyError) and AnnData names (.pyWords).
 .pyErrorMessage <- function(e) {
-  msg <- conditionMessage(e)
+  msg <- if (is.character(e)) e else conditionMessage(e)
   msg <- sub("\\s*Run `reticulate::py_last_error\\(\\)` for details\\.?\\s*$", "", msg)
+  msg <- trimws(msg)
+  msg <- sub("^Error in py_call_impl\\(.*?\\) *:\\s*", "", msg)
+  if (grepl("^KeyError: ", msg)) {
+    msg <- sub("^KeyError: ", "", msg)
+    msg <- sub('^"(.*)"$', "\\1", sub("^'(.*)'$", "\\1", msg))
+  }
+  msg <- sub("^(?:[A-Za-z_][A-Za-z0-9_.]*\\.)?[A-Z][A-Za-z0-9_]*(?:Error|Exception|Warning):\\s*", "", msg,
+             perl = TRUE)
+  msg <- gsub("(?<![A-Za-z0-9_])adata\\.layers\\[(['\"])(.*?)\\1\\]", "assay '\\2'", msg, perl = TRUE)
+  msg <- gsub("(?<![A-Za-z0-9_])adata\\.obsm\\[(['\"])(.*?)\\1\\]", "embedding '\\2'", msg, perl = TRUE)
+  msg <- gsub("(?<![A-Za-z0-9_])adata\\.obs\\[(['\"])(.*?)\\1\\]", "cell metadata column '\\2'", msg,
+              perl = TRUE)
+  for (word in names(.pyWords)) {
+    msg <- gsub(sprintf("(?<![A-Za-z0-9_.])%s(?![A-Za-z0-9_])", gsub(".", "\\.", word, fixed = TRUE)),
+                .pyWords[[word]], msg, perl = TRUE)
+  }
   trimws(msg)
 }
 
@@ -169,7 +192,7 @@
 .pyCheckMethod <- function(method) {
   bridge <- .py()
   tryCatch(reticulate::py_to_r(bridge$check_method(method)), error = function(e) {
-    stop(sub("^(ValueError|RuntimeError): ", "", .pyErrorMessage(e)), call. = FALSE)
+    stop(.pyErrorMessage(e), call. = FALSE)
   })
 }
 
@@ -200,10 +223,11 @@
        noCopyInPython = out$no_copy_in_python, readOnly = out$read_only)
 }
 
-# Read an .h5ad file into R pieces: counts (genes x cells dgCMatrix), obs (DataFrame), uns (list).
+# Read an .h5ad file (with scintegrate.datasets.read_h5ad, the CLI's reader) into R pieces: counts
+# (genes x cells dgCMatrix), obs (DataFrame), uns (list).
 .pyReadH5ad <- function(path) {
   bridge <- .py()
-  .slotsToPieces(reticulate::py_to_r(.pyCall(bridge$read_h5ad(normalizePath(path, mustWork = TRUE)))))
+  .slotsToPieces(reticulate::py_to_r(.pyCall(bridge$read_h5ad(normalizePath(path, mustWork = FALSE)))))
 }
 
 # scintegrate.datasets.simulate_counts, as R pieces (see .pyReadH5ad).
@@ -222,12 +246,52 @@
 
 # ---- installation -----------------------------------------------------------------------------------
 
+# The folder of virtualenv `envname`: a path when it contains a slash, else a name under reticulate's
+# virtualenv root (as reticulate::virtualenv_create() places it).
+.venvPath <- function(envname) {
+  if (grepl("/", envname, fixed = TRUE)) return(path.expand(envname))
+  file.path(path.expand(reticulate::virtualenv_root()), envname)
+}
+
+# Run `python args...` with the R session's LD_LIBRARY_PATH, PYTHONPATH and PYTHONHOME unset (R's
+# LD_LIBRARY_PATH makes some Pythons fail to import ssl: "undefined symbol: _PyModule_Add"), restoring
+# them after. Output goes to the console (pip's progress), or is returned when `capture`. Stops with the
+# command (and the end of its output when captured) when it fails.
+.runClean <- function(python, args, capture = FALSE) {
+  vars <- c("LD_LIBRARY_PATH", "PYTHONPATH", "PYTHONHOME", "RETICULATE_PYTHON")
+  old <- Sys.getenv(vars, unset = NA_character_, names = TRUE)
+  Sys.unsetenv(vars)
+  on.exit({
+    keep <- old[!is.na(old)]
+    if (length(keep)) do.call(Sys.setenv, as.list(keep))
+  }, add = TRUE)
+  message("+ ", paste(shQuote(c(python, args)), collapse = " "))
+  where <- if (capture) TRUE else ""
+  out <- suppressWarnings(system2(python, shQuote(args), stdout = where, stderr = where))
+  status <- if (capture) attr(out, "status") else out
+  if (!is.null(status) && status != 0L) {
+    tail <- if (capture) paste0(":\n", paste(utils::tail(out, 20), collapse = "\n")) else " (see its output above)"
+    stop(sprintf("installPython(): `%s` failed (exit status %d)%s", paste(shQuote(c(python, args)), collapse = " "),
+                 status, tail), call. = FALSE)
+  }
+  invisible(out)
+}
+
+# Create the virtualenv (python -m venv) unless it exists, then run the pip steps of `plan`, all through
+# .runClean(). Returns the environment's Python.
 .pyInstall <- function(envname, plan, python, pipOptions) {
-  if (!reticulate::virtualenv_exists(envname)) {
-    reticulate::virtualenv_create(envname, python = python, packages = plan$base)
+  path <- .venvPath(envname)
+  envPython <- file.path(path, "bin", "python")
+  if (!file.exists(envPython)) {
+    if (is.null(python)) python <- Sys.which(c("python3", "python"))[1]
+    if (!nzchar(python)) stop("installPython(): no python3 found; pass python = the path of one", call. = FALSE)
+    dir.create(dirname(path), recursive = TRUE, showWarnings = FALSE)
+    .runClean(python, c("-m", "venv", path))
   }
+  pip <- c("-m", "pip", "install", "--disable-pip-version-check")
+  .runClean(envPython, c(pip, pipOptions, plan$base))
   for (step in plan$steps) {
-    reticulate::virtualenv_install(envname, step$packages, pip_options = c(pipOptions, step$pipOptions))
+    .runClean(envPython, c(pip, pipOptions, step$pipOptions, step$packages))
   }
-  invisible(reticulate::virtualenv_python(envname))
+  invisible(normalizePath(envPython))
 }

@@ -13,7 +13,7 @@
                what, class(counts)[1]), call. = FALSE)
 }
 
-# Fill missing dimnames (cell1.., gene1..) and reject empty matrices and duplicated cell names.
+# Fill missing dimnames (cell1.., gene1..) and reject empty matrices and duplicated cell or gene names.
 .checkCounts <- function(counts) {
   if (nrow(counts) == 0L || ncol(counts) == 0L) {
     stop(sprintf("the counts matrix is empty (%d genes x %d cells); nothing to integrate",
@@ -24,6 +24,11 @@
   dup <- unique(colnames(counts)[duplicated(colnames(counts))])
   if (length(dup)) {
     stop(sprintf("cell names (column names) are not unique (e.g. %s); make them unique first",
+                 paste(utils::head(dup, 3), collapse = ", ")), call. = FALSE)
+  }
+  dup <- unique(rownames(counts)[duplicated(rownames(counts))])
+  if (length(dup)) {
+    stop(sprintf("gene names (row names) are not unique (e.g. %s); make them unique first (make.unique())",
                  paste(utils::head(dup, 3), collapse = ", ")), call. = FALSE)
   }
   counts
@@ -48,15 +53,27 @@
 }
 
 # A column of a per-cell table (colData / meta.data) with an error that lists the available columns.
-.getColumn <- function(table, column, where) {
+# `what` names the argument (batch, label) in the message; a vector given instead of a name is not
+# printed (it may hold one value per cell).
+.getColumn <- function(table, column, where, what = "batch") {
   if (!is.character(column) || length(column) != 1L || is.na(column)) {
-    stop(sprintf("the column must be given by name (a single string), not %s", deparse(column)), call. = FALSE)
+    stop(sprintf(paste0("%s must be the name of a column (a single string); for a per-cell vector use a ",
+                        "matrix input or add it as a column"), what), call. = FALSE)
   }
   if (!column %in% colnames(table)) {
     stop(sprintf("column '%s' not found in %s; available columns: %s", column, where,
                  paste(colnames(table), collapse = ", ")), call. = FALSE)
   }
   table[[column]]
+}
+
+# A seed for Python: a single non-negative whole number (up to .Machine$integer.max), as an integer.
+.checkSeed <- function(seed) {
+  if (!is.numeric(seed) || length(seed) != 1L || is.na(seed) || !is.finite(seed) || seed != round(seed) ||
+      seed < 0 || seed > .Machine$integer.max) {
+    stop("seed must be a single non-negative whole number (e.g. seed = 1)", call. = FALSE)
+  }
+  as.integer(seed)
 }
 
 # NULL (the registry's default method, resolved later) or a single method name, lower-cased.

@@ -165,10 +165,11 @@ def round_trip(X, cells, genes) -> dict:
 
 
 def read_h5ad(path) -> dict:
-    """``adata_slots`` of an .h5ad file."""
-    import anndata as ad
+    """``adata_slots`` of an .h5ad file, read by :func:`scintegrate.datasets.read_h5ad` (the CLI's reader:
+    a one-line ``FileNotFoundError`` / ``ValueError`` for a missing file or a file that is not h5ad)."""
+    from .datasets import read_h5ad as read
 
-    return adata_slots(ad.read_h5ad(path))
+    return adata_slots(read(path))
 
 
 def simulate(**params) -> dict:

@@ -4,7 +4,10 @@ test_that("a missing batch column names the available columns", {
   sce <- rSce()
   expect_error(integrateBatches(sce, method = "pca", batch = "donor"),
                "column 'donor' not found in colData\\(x\\); available columns: batch, cell_type")
-  expect_error(integrateBatches(sce, batch = c("a", "b")), "must be given by name \\(a single string\\)")
+  msg <- tryCatch(integrateBatches(sce, batch = as.character(sce$batch)), error = conditionMessage)
+  expect_identical(msg, paste("batch must be the name of a column (a single string); for a per-cell vector",
+                              "use a matrix input or add it as a column"))
+  expect_error(integrationMetrics(sce, "X", label = 1:3), "^label must be the name of a column")
 })
 
 test_that("a single batch, missing batch labels and wrong lengths are rejected", {
@@ -33,7 +36,15 @@ test_that("bad matrices, classes, parameters and names are rejected", {
   expect_error(integrateBatches(d$counts, method = "pca", batch = d$batch, batch_key = "b"),
                "batch_key cannot be passed in ...: integrateBatches\\(\\) sets it")
   expect_error(integrateBatches(d$counts, method = c("pca", "bermuda"), batch = d$batch), "method must be a single")
-  expect_error(integrateBatches(d$counts, method = "pca", batch = d$batch, seed = 1.5), "seed must be a single whole")
+  dupGenes <- d$counts
+  rownames(dupGenes)[3] <- rownames(dupGenes)[2]
+  expect_error(integrateBatches(dupGenes, method = "pca", batch = d$batch),
+               "gene names \\(row names\\) are not unique \\(e.g. g2\\)")
+  for (seed in list(1.5, -1, NA, c(1, 2), "1", 2^40)) {
+    expect_error(integrateBatches(d$counts, method = "pca", batch = d$batch, seed = seed),
+                 "seed must be a single non-negative whole number")
+  }
+  expect_error(simulateBatches(seed = -3), "seed must be a single non-negative whole number")
   expect_error(integrateBatches(rSce(), method = "pca", assay = "logcounts"),
                "assay 'logcounts' not found; available assays: counts")
   expect_error(integrationMetrics(list(1)), "not an object of class 'list'")
@@ -66,6 +77,52 @@ test_that("installPython's plan pins numpy<2 and torch 2.13 and installs the giv
   withr::with_envvar(c(SCINTEGRATE_PYTHON_SOURCE = "scintegrate==0.1.0"),
                      expect_identical(scintegrate:::.installPlan()$steps[[2]]$packages[1], "scintegrate==0.1.0"))
   expect_error(scintegrate:::.installPlan(source = c("a", "b")), "source must be a single path")
+})
+
+test_that("installPython's default source is the wheel shipped in the R package", {
+  dir <- tempfile("inst-python")
+  dir.create(dir)
+  expect_null(scintegrate:::.bundledWheel(dir))
+  wheel <- file.path(dir, "scintegrate-0.1.0-py3-none-any.whl")
+  file.create(wheel)
+  expect_identical(scintegrate:::.bundledWheel(dir), wheel)
+  shipped <- scintegrate:::.bundledWheel()
+  withr::with_envvar(c(SCINTEGRATE_PYTHON_SOURCE = NA), {
+    if (is.null(shipped)) {
+      expect_error(scintegrate:::.installPlan(), "no wheel of the Python package ships")
+    } else {
+      expect_identical(scintegrate:::.installPlan()$steps[[2]]$packages[1], normalizePath(shipped))
+    }
+  })
+  expect_error(installPython(envname = c("a", "b")), "envname must be a single")
+})
+
+test_that("pip runs without R's LD_LIBRARY_PATH, which is restored afterwards", {
+  skip_if(!nzchar(Sys.which("sh")))
+  withr::with_envvar(c(LD_LIBRARY_PATH = "/r/lib", PYTHONPATH = "/x"), {
+    out <- suppressMessages(scintegrate:::.runClean(Sys.which("sh"), c("-c", "echo \"[${LD_LIBRARY_PATH-unset}|${PYTHONPATH-unset}]\""),
+                                  capture = TRUE))
+    expect_identical(out[length(out)], "[unset|unset]")
+    expect_identical(Sys.getenv("LD_LIBRARY_PATH"), "/r/lib")
+    expect_identical(Sys.getenv("PYTHONPATH"), "/x")
+  })
+  expect_error(suppressMessages(scintegrate:::.runClean(Sys.which("sh"), c("-c", "echo boom; exit 3"), capture = TRUE)),
+               "exit status 3\\):\nboom")
+  expect_error(suppressMessages(scintegrate:::.runClean(Sys.which("sh"), c("-c", "exit 4"))),
+               "exit status 4\\) \\(see its output above\\)")
+})
+
+test_that("Python exceptions reach R without their class and in R's words", {
+  msg <- scintegrate:::.pyErrorMessage
+  expect_identical(msg("ValueError: adata.X has negative values\nRun `reticulate::py_last_error()` for details."),
+                   "the counts matrix has negative values")
+  expect_identical(msg("KeyError: \"column 'donor' not in adata.obs\""), "column 'donor' not in the cell metadata")
+  expect_identical(msg("KeyError: 'batch'"), "batch")
+  expect_identical(msg("ValueError: adata.layers['counts'] has NaN; adata.obsm[\"X_pca\"] and adata.obs['b']"),
+                   "assay 'counts' has NaN; embedding 'X_pca' and cell metadata column 'b'")
+  expect_identical(msg("FileNotFoundError: no such file: 'a.h5ad'"), "no such file: 'a.h5ad'")
+  expect_identical(msg("RuntimeError: method 'x' cannot be imported (ImportError: y)"),
+                   "method 'x' cannot be imported (ImportError: y)")
 })
 
 test_that("without a usable Python, availability is FALSE and errors name installPython()", {

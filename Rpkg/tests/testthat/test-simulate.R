@@ -23,5 +23,15 @@ test_that("simulateBatches' removal experiment leaves type1 out of batch1; bad a
 })
 
 test_that("readH5ad rejects a missing file", {
-  expect_error(readH5ad(tempfile(fileext = ".h5ad")), "file not found")
+  expect_error(readH5ad(tempfile(fileext = ".h5ad")), "^no such file: '.*\\.h5ad'$")
+  expect_error(readH5ad(c("a", "b")), "path must be a single file path")
+})
+
+test_that("readH5ad uses the Python reader: a file that is not h5ad gives one clean line", {
+  skip_if_no_python()
+  path <- tempfile(fileext = ".h5ad")
+  writeLines("not an h5ad file", path)
+  msg <- tryCatch(readH5ad(path), error = conditionMessage)
+  expect_match(msg, "^'.*' is not an \\.h5ad file \\(no HDF5 signature\\)")
+  expect_false(grepl("ValueError|Traceback|\n", msg))
 })
