@@ -21,17 +21,11 @@ from typing import Optional
 import numpy as np
 
 from . import __version__, registry
-from .data import check_input
 
 
 def available_methods() -> list:
     """Names of the methods ``integrate`` can run in this installation (peers excluded)."""
     return registry.method_names(installed=True)
-
-
-def get_model_class(name: str):
-    """The model class registered under ``name`` (case-insensitive)."""
-    return registry.get_spec(name).model_class()
 
 
 def build_model(method: str, *, seed: int = 0, device: str = "auto", progress: bool = True, **params):
@@ -61,6 +55,8 @@ def integrate(
 ):
     """Integrate the batches of ``adata`` with ``method``; write ``adata.obsm[key_added]``.
 
+    The parameters, seed and device are checked first, then the input (once, by the model's ``fit``).
+
     ``key_added`` defaults to the method's registered key (``"X_<method>"``). Inputs are checked before
     anything is changed (missing batch column, a single batch, NaN/negative values, empty data, duplicate
     cell names). ``input`` declares the kind of values (``"auto"``: decided from all values, batch by batch;
@@ -70,7 +66,6 @@ def integrate(
     version, training history, stage timings). Returns the AnnData (a new one with ``copy=True``).
     """
     spec = registry.get_spec(method)
-    check_input(adata, batch_key, layer=layer, spec=spec)
     model = build_model(spec.name, seed=seed, device=device, progress=progress, **params)
     result = model.fit(adata, batch_key=batch_key, layer=layer, input=input).to_result()
     if copy:

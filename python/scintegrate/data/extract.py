@@ -43,10 +43,6 @@ class CellData:
         """``X`` as a CSR matrix of ``dtype`` (shares memory when it already is one)."""
         return sp.csr_matrix(self.X, dtype=dtype)
 
-    def library_size(self) -> np.ndarray:
-        """Total of each cell's values (float64)."""
-        return np.asarray(self.X.sum(axis=1), dtype=np.float64).ravel()
-
     def to_anndata(self, batch_key: str = "batch"):
         """A private AnnData for the ``pp`` chains: ``X`` as float32 (sparse stays sparse; a new matrix,
         so the chains may change it in place), the batch column as strings, bare ``var``."""

@@ -30,7 +30,9 @@ def _rows_batch(data: dict, idx: torch.Tensor, phase: str) -> dict:
     """The tensors of minibatch ``idx`` (CPU indices) for ``phase``, on the device."""
     inputs, device = data["inputs"], data["device"]
     rows = idx.numpy()
-    batch = {"phase": phase, "x": torch.from_numpy(inputs.x_rows(rows)).to(device)}
+    batch = {"phase": phase}
+    if not (phase == "heads" and inputs.likelihood == "nb"):  # the NB heads read the hidden layer and counts only
+        batch["x"] = torch.from_numpy(inputs.x_rows(rows)).to(device)
     if phase in ("heads", "cluster"):
         idx_d = idx.to(device)
         batch["idx"] = idx_d
