@@ -126,7 +126,7 @@ def part_sims(kinds, seed: int = 0, replicates: int = 10):
                 for method, (X, secs) in runs.items():
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore")
-                        m = compute_metrics(X, b, lab, metrics="bermuda", seed=s)
+                        m = compute_metrics(X, b, lab, metrics="bermuda_scores", seed=s)
                     rows.append({"simulation": kind, "experiment": exp, "seed": s, "method": method,
                                  "divergence": m["divergence_score"], "entropy": m["entropy_score"],
                                  "silhouette": m["silhouette_score"], "time_s": round(float(secs), 1)})

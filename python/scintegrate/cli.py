@@ -7,13 +7,16 @@ $ scintegrate demo --out demo_out
 $ scintegrate integrate data.h5ad --method bermuda --batch-key batch --out integrated.h5ad
 $ scintegrate benchmark data.h5ad --batch-key batch --label-key cell_type --methods pca,bermuda --peers --out bench
 $ scintegrate metrics integrated.h5ad --embedding X_bermuda --batch-key batch --label-key cell_type --out m.csv
+$ scintegrate metrics from_r.h5ad --embedding X_seurat --unintegrated X_pca_seurat --scorer both --out m.csv
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import sys
+import warnings
 import time
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -108,20 +111,52 @@ def _cmd_demo(args) -> int:
     return 0
 
 
+#: what each table holds, printed after it
+_SOURCES = {"scintegrate": "scintegrate's definitions (overall = 0.4 batch + 0.6 bio; NMI/ARI of a Leiden sweep)",
+            "scib-metrics": "scib-metrics' Benchmarker, default metrics, unscaled (its Total is not our overall)"}
+
+
+@contextlib.contextmanager
+def _warnings_as_lines(args):
+    """Show each warning raised inside as one line, ``scintegrate <command>: warning: ...`` (once each)."""
+    with warnings.catch_warnings(record=True) as caught:
+        try:
+            yield
+        finally:
+            seen = set()
+            for w in caught:
+                text = " ".join(str(w.message).split("\n")[0].split())
+                if text not in seen:
+                    seen.add(text)
+                    print(f"scintegrate {args.command}: warning: {text}", file=sys.stderr)
+
+
 def _cmd_benchmark(args) -> int:
     from ._files import check_output_dir
     from .api import available_methods
     from .benchmark import run_benchmark
+    from .benchmark.scib_scorer import SCIB_FILE, check_scorer
     from .datasets import read_h5ad
 
     methods = _split(args.methods) or available_methods()
     _checked_run(args, methods)
+    check_scorer(args.scorer)
     check_output_dir(args.out)
     adata = read_h5ad(args.input)
     peers = "all" if args.peers else []
-    table = run_benchmark(adata, batch_key=args.batch_key, label_key=args.label_key, methods=methods, peers=peers,
-                          out_dir=Path(args.out), seed=args.seed, device=args.device, progress=not args.quiet)
-    _log(args, table.to_string(float_format=lambda v: f"{v:.3f}"))
+    with _warnings_as_lines(args):
+        table = run_benchmark(adata, batch_key=args.batch_key, label_key=args.label_key, methods=methods,
+                              peers=peers, out_dir=Path(args.out), seed=args.seed, device=args.device,
+                              progress=not args.quiet, scorer=args.scorer)
+    fmt = {"float_format": lambda v: f"{v:.3f}"}
+    if args.scorer in ("scintegrate", "both"):
+        _log(args, f"{Path(args.out) / 'metrics.csv'}: {_SOURCES['scintegrate']}\n{table.to_string(**fmt)}")
+    if args.scorer in ("scib-metrics", "both"):
+        import pandas as pd
+
+        scib = table if args.scorer == "scib-metrics" else pd.DataFrame.from_dict(table.attrs["scib_metrics"],
+                                                                                   orient="tight")
+        _log(args, f"{Path(args.out) / SCIB_FILE}: {_SOURCES['scib-metrics']}\n{scib.to_string(**fmt)}")
     return 0
 
 
@@ -129,19 +164,44 @@ def _cmd_metrics(args) -> int:
     from ._device import resolve_device
     from ._files import atomic_write, check_output_file
     from .benchmark import score_embedding
+    from .benchmark.scib_scorer import check_scorer, scib_benchmark
+    from .benchmark.table import check_inputs, get_embedding, reference_or_skip
     from .datasets import read_h5ad
     from .models._params import check_seed
 
     check_seed(args.seed)
     resolve_device(args.device)
+    check_scorer(args.scorer)
     out = check_output_file(args.out, inputs=[args.input], suffixes=(".csv",))
+    out_scib = out.with_name(f"{out.stem}_scib{out.suffix}") if args.scorer == "both" else out
+    check_output_file(out_scib, inputs=[args.input], suffixes=(".csv",))
     adata = read_h5ad(args.input)
-    table = score_embedding(adata, args.embedding, batch_key=args.batch_key, label_key=args.label_key,
-                            seed=args.seed, device=args.device)
+    check_inputs(adata, args.batch_key, args.label_key)
+    get_embedding(adata, args.embedding)
+    if args.unintegrated is not None:
+        if args.unintegrated not in adata.obsm:
+            raise KeyError(f"--unintegrated {args.unintegrated!r} not found in adata.obsm; "
+                           f"available keys: {list(adata.obsm)}")
+        get_embedding(adata, args.unintegrated)
+    tables = {}
+    with _warnings_as_lines(args):
+        # the reference: --unintegrated, else obsm["X_pca"], else a PCA of .X, else none (one warning)
+        ref = args.unintegrated or "X_pca"
+        if reference_or_skip(adata, ref, batch_key=args.batch_key, seed=args.seed) is None:
+            ref = None
+        if args.scorer in ("scintegrate", "both"):
+            tables[out] = ("scintegrate", score_embedding(
+                adata, args.embedding, batch_key=args.batch_key, label_key=args.label_key,
+                unintegrated=ref, seed=args.seed, device=args.device))
+        if args.scorer in ("scib-metrics", "both"):
+            tables[out_scib] = ("scib-metrics", scib_benchmark(
+                adata, embeddings=[args.embedding], batch_key=args.batch_key, label_key=args.label_key,
+                unintegrated=ref, progress=not args.quiet))
     out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(out) as tmp:
-        table.to_csv(tmp, index=False)
-    _log(args, table.T.to_string(header=False))
+    for path, (source, table) in tables.items():
+        with atomic_write(path) as tmp:
+            table.to_csv(tmp, index=False)
+        _log(args, f"{path}: {_SOURCES[source]}\n{table.T.to_string(header=False)}")
     return 0
 
 
@@ -190,6 +250,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--methods", default=None, help="comma-separated methods (default: all available)")
     p.add_argument("--peers", action="store_true", help="add the installed peers ('scintegrate methods --all')")
     p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--scorer", default="scintegrate", choices=["scintegrate", "scib-metrics", "both"],
+                   help="who computes the scores: scintegrate (metrics.csv, default), scib-metrics' Benchmarker "
+                        "(metrics_scib.csv, unscaled; pip install scib-metrics) or both")
     common(p)
     p.set_defaults(func=_cmd_benchmark)
 
@@ -197,6 +260,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input")
     p.add_argument("--embedding", required=True, help="obsm key of the embedding, e.g. X_bermuda")
     p.add_argument("--label-key", default="cell_type")
+    p.add_argument("--unintegrated", default=None, metavar="OBSM_KEY",
+                   help="obsm key of the embedding before integration, the reference of pcr_comparison "
+                        "(default: obsm['X_pca'], else a PCA of .X; without either, pcr_comparison is skipped)")
+    p.add_argument("--scorer", default="scintegrate", choices=["scintegrate", "scib-metrics", "both"],
+                   help="scintegrate (default), scib-metrics' Benchmarker (pip install scib-metrics), or both "
+                        "(the scib table goes to <out>_scib.csv)")
     p.add_argument("--out", required=True, help="output .csv")
     common(p)
     p.set_defaults(func=_cmd_metrics)

@@ -11,7 +11,7 @@ import torch
 
 import scintegrate as si
 from scintegrate.models import BERMUDA
-from scintegrate.models._bermuda_steps import training_schedule
+from scintegrate.models._bermuda_steps import data_sized_steps, training_schedule
 from scintegrate.train import ClusterBalancedSampler
 from scintegrate.modules.bermuda import MMD_KERNEL, BermudaAE, lambda_ramp
 from scintegrate.nn import mmd_multi_kernel
@@ -74,16 +74,21 @@ def test_architecture_and_init():
     assert not isinstance(list(ae.encoder.modules())[-1], torch.nn.ReLU)  # linear code
 
 
-def test_loss_is_sum_of_cluster_mse_plus_weighted_mmd():
+@pytest.mark.parametrize("code_norm", ["none", "matched"])
+def test_loss_is_sum_of_cluster_mse_plus_weighted_mmd(code_norm):
+    """Eqs. 6-8 on the published network's raw codes, and on codes standardised by the matched cells' statistics."""
     torch.manual_seed(0)
-    ae = BermudaAE(12, hidden=8, code_dim=3)
+    ae = BermudaAE(12, hidden=8, code_dim=3, code_norm=code_norm)
     x = torch.rand(3 * 7, 12)
-    pairs = torch.tensor([[0, 2], [1, 2]])
+    pairs = torch.tensor([[0, 2], [1, 2]])  # every cluster is matched
     ae.set_cluster_pairs(3, pairs)
     out = ae.loss({"x": x, "lam": 0.4})
     assert out["lambda"] == pytest.approx(0.4)
     with torch.no_grad():
-        code, recon = ae(x)
+        code = ae.encoder(x)
+        if code_norm == "matched":
+            code = (code - code.mean(0)) / (code.var(0, unbiased=False) + 1e-5).sqrt()
+        recon = ae.decoder(code)
     blocks = [slice(7 * k, 7 * (k + 1)) for k in range(3)]
     reco = sum(torch.nn.functional.mse_loss(recon[b], x[b]) for b in blocks)
     mmd = _bermuda_mmd(code[blocks[0]], code[blocks[2]]) + _bermuda_mmd(code[blocks[1]], code[blocks[2]])
@@ -111,13 +116,49 @@ def test_schedule_from_step_budget():
     base = {"n_mb": 50, "max_steps": 2000, "max_epochs": None, "min_epochs": None, "lr_step": None,
             "patience": None}
     s = training_schedule(6000, base)  # 120 steps per epoch
-    assert s == {"steps_per_epoch": 120, "max_epochs": 17, "min_epochs": 9, "lr_step": 200.0, "patience": 1,
-                 "ramp_epochs": 17}
+    assert s == {"steps_per_epoch": 120, "max_steps": 2000, "max_epochs": 17, "min_epochs": 9, "lr_step": 200.0,
+                 "patience": 1, "ramp_epochs": 17}
     small = training_schedule(30, base)  # fewer cells than n_mb: one step per epoch, capped at 2,000
     assert small["steps_per_epoch"] == 1 and small["max_epochs"] == 2000 and small["lr_step"] == 200
     assert small["patience"] == 100 and training_schedule(450, base)["patience"] == 12
     given = training_schedule(30, {**base, "max_epochs": 10, "lr_step": 3, "patience": 2, "min_epochs": 4})
     assert (given["max_epochs"], given["lr_step"], given["patience"], given["min_epochs"]) == (10, 3.0, 2, 4)
+
+
+def test_data_sized_step_budget():
+    """Cells seen = min(400, 8e6 / n) passes over the data, in steps of K * n_mb cells, within [200, 2000]."""
+    assert data_sized_steps(350, 18, 50) == 200  # 400 * 350 / 900 = 156 steps: the floor of 200
+    assert data_sized_steps(2000, 16, 50) == 1000  # 400 * 2000 / 800
+    assert data_sized_steps(8684, 40, 50) == math.ceil(400 * 8684 / 2000)
+    assert data_sized_steps(50_000, 40, 50) == 2000  # 160 passes = 8e6 cells / 2,000 per step = 4,000: capped
+    base = {"n_mb": 50, "max_steps": None, "max_epochs": None, "min_epochs": None, "lr_step": None, "patience": None}
+    small = training_schedule(40, base, n_cells=350, n_clusters=18)  # pancreas-like: one step per epoch
+    assert (small["max_steps"], small["max_epochs"], small["min_epochs"], small["patience"]) == (200, 200, 100, 10)
+    pbmc = training_schedule(280, base, n_cells=2000, n_clusters=16)  # 5 steps per epoch
+    assert (pbmc["steps_per_epoch"], pbmc["max_steps"], pbmc["max_epochs"]) == (5, 1000, 200)
+    with pytest.raises(ValueError, match="n_cells and n_clusters"):
+        training_schedule(40, base)
+
+
+def test_code_norm_standardises_by_matched_clusters():
+    """Training codes have mean 0 / variance 1 over the matched clusters' cells, whatever the raw scale; a
+    common shrinking of the raw codes leaves them, and so the loss, unchanged; encode uses running statistics."""
+    torch.manual_seed(0)
+    ae = BermudaAE(n_genes=12, hidden=8, code_dim=3, code_norm="matched")
+    ae.set_cluster_pairs(3, torch.tensor([[0, 1]]))  # cluster 2 is unmatched
+    x = torch.rand(3 * 20, 12)
+    code = ae._training_code(x, 3, ae.pairs).detach()
+    matched = code[:40]
+    np.testing.assert_allclose(matched.mean(0).numpy(), 0, atol=1e-5)
+    np.testing.assert_allclose(matched.var(0, unbiased=False).numpy(), 1, atol=1e-3)
+    before = float(ae.loss({"x": x, "lam": 1.0})["mmd"])
+    with torch.no_grad():
+        ae.encoder.net[2].weight.mul_(0.3), ae.encoder.net[2].bias.mul_(0.3)
+    assert float(ae.loss({"x": x, "lam": 1.0})["mmd"]) == pytest.approx(before, rel=1e-3)
+    plain = BermudaAE(n_genes=12, hidden=8, code_dim=3)  # default: the published network
+    assert "code_mean" not in plain.state_dict()  # the published network: raw codes, nothing extra saved
+    with pytest.raises(ValueError, match="code_norm must be one of"):
+        BermudaAE(n_genes=12, code_norm="batch")
 
 
 # ---------------------------------------------------------------- model
@@ -389,3 +430,35 @@ def test_demo_code_keeps_the_cell_types(demo_run):
     """What ``scintegrate demo`` shows a new user: BERMUDA's code keeps the simulated types apart."""
     _, rows = demo_run
     assert rows.loc["bermuda", "nmi"] >= 0.8 and rows.loc["bermuda", "ari"] >= 0.8, rows.loc["bermuda"]
+
+
+def _times_out(Z, members, rest):
+    """Distance of the ``members``' median code from the ``rest``'s median code, in units of the median distance of
+    the ``rest`` to their median: how many times the spread of the rest a cluster lies out."""
+    med = np.median(Z[rest], axis=0)
+    spread = np.median(np.linalg.norm(Z[rest] - med, axis=1))
+    return float(np.linalg.norm(np.median(Z[members], axis=0) - med) / spread)
+
+
+@pytest.mark.slow
+def test_unmatched_cluster_does_not_run_away_on_10x(shared_data):
+    """pbmc_10x_chemistries: the published network (code_norm="none", the default) puts the one unmatched
+    cluster at 15-17 times the spread of the matched ones (k-means NMI 0.02); code_norm="matched" keeps it
+    within a few times that spread and k-means finds the 3 labels."""
+    import anndata as ad
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import normalized_mutual_info_score
+
+    adata = ad.read_h5ad(shared_data / "pbmc_10x_chemistries.h5ad")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # the unmatched cluster is announced
+        model = BERMUDA(code_norm="matched", seed=0, progress=False).fit(adata, batch_key="batch")
+    Z, clusters = model.embed(), model.cluster_labels_.astype(str)
+    matched = {c for pair in model.cluster_pairs_ for c in pair}
+    unmatched = [c for c in model.cluster_names_ if c not in matched]
+    assert unmatched, "the case needs an unmatched cluster"
+    is_matched = np.isin(clusters, list(matched))
+    times = {c: round(_times_out(Z, clusters == c, is_matched), 2) for c in unmatched}
+    assert max(times.values()) < 6, times  # published network: 15-17
+    km = KMeans(3, n_init=10, random_state=0).fit_predict(Z)
+    assert normalized_mutual_info_score(adata.obs["cell_type"], km) > 0.7

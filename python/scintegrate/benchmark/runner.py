@@ -1,7 +1,10 @@
 """``run_benchmark``: integrate with our methods and the installed peers, score all, write a report.
 
 Writes ``out_dir/metrics.csv`` (one row per method), ``out_dir/overview.png`` and
-``out_dir/umap.png``; the embeddings are added to ``adata.obsm``.
+``out_dir/umap.png``; the embeddings are added to ``adata.obsm``. ``metrics.csv`` holds scintegrate's
+definitions (:mod:`scintegrate.metrics.summary`: ``overall`` = 0.4 batch + 0.6 bio, NMI/ARI of a Leiden
+resolution sweep); ``scorer="scib-metrics"`` or ``"both"`` writes ``metrics_scib.csv``, the unscaled
+totals of scib-metrics' ``Benchmarker`` (:mod:`.scib_scorer`), whose ``Total`` is a different number.
 
 Example
 -------
@@ -23,6 +26,7 @@ import pandas as pd
 
 from .. import __version__, api, registry
 from .plots import plot_overview, plot_umap_grid
+from .scib_scorer import SCIB_FILE, check_scorer, scib_benchmark
 from .table import benchmark, check_inputs, ensure_unintegrated
 
 
@@ -106,6 +110,7 @@ def run_benchmark(
     metrics=None,
     method_params: Optional[Dict[str, dict]] = None,
     umap: bool = True,
+    scorer: str = "scintegrate",
 ) -> pd.DataFrame:
     """Integrate ``adata`` with each method and peer, score everything, write the report files.
 
@@ -117,10 +122,24 @@ def run_benchmark(
     selects metrics as in :func:`benchmark`. Returns the table written to ``metrics.csv``:
     index = method, columns ``kind``, ``embedding``, ``seconds`` (integration time) and the
     metrics. ``umap=False`` skips ``umap.png``.
+
+    ``scorer`` chooses who computes the numbers: ``"scintegrate"`` (default; ``metrics.csv``, our
+    definitions), ``"scib-metrics"`` (``metrics_scib.csv`` only, no ``overview.png``: scib-metrics'
+    ``Benchmarker`` with its default metrics, ``get_results(min_max_scale=False)``; needs
+    ``pip install scib-metrics``) or ``"both"``. The scib table has columns ``kind``, ``embedding``,
+    ``seconds``, ``scorer`` (the scib-metrics version), scib-metrics' own metric names, ``Batch correction``,
+    ``Bio conservation`` and ``Total``; it is returned for ``"scib-metrics"``, and for ``"both"`` the
+    returned table is ours with the scib table in ``df.attrs["scib_metrics"]`` as a ``"tight"`` dict:
+    ``pd.DataFrame.from_dict(df.attrs["scib_metrics"], orient="tight")``.
+
+    >>> df = run_benchmark(adata, methods=["pca"], scorer="both", out_dir="bench")  # doctest: +SKIP
+    >>> scib = pd.DataFrame.from_dict(df.attrs["scib_metrics"], orient="tight")  # doctest: +SKIP
+    >>> df.loc["pca", "overall"], scib.loc["pca", "Total"]  # doctest: +SKIP
     """
     from .._files import atomic_write, check_output_dir
 
     check_inputs(adata, batch_key, label_key)  # fail before any training
+    scorer = check_scorer(scorer)  # an uninstalled scib-metrics, too
     methods, peers = _resolve_methods(methods), _resolve_peers(peers)
     if not methods and not peers:
         raise ValueError("nothing to benchmark: no method and no installed peer was selected")
@@ -132,17 +151,34 @@ def run_benchmark(
     runs = _run(adata, methods + peers, batch_key=batch_key, seed=seed, device=device, progress=progress,
                 params=params)
     runs = _with_baseline(adata, runs, unintegrated, batch_key=batch_key, seed=seed)
-    df = benchmark(adata, batch_key=batch_key, label_key=label_key, embeddings=[key for key, _, _ in runs.values()],
-                   unintegrated=unintegrated, metrics=metrics, seed=seed, device=device, progress=progress)
-    df.index = pd.Index(list(runs), name="method")
+    index = pd.Index(list(runs), name="method")
     info = pd.DataFrame({"kind": [kind for _, kind, _ in runs.values()],
                          "embedding": [key for key, _, _ in runs.values()],
-                         "seconds": [round(sec, 2) for _, _, sec in runs.values()]}, index=df.index)
-    df = pd.concat([info, df], axis=1)
-    with atomic_write(out_dir / "metrics.csv") as tmp:
-        df.to_csv(tmp)
-    plot_overview(df, out_dir / "overview.png", title=f"{adata.n_obs} cells, batch = {batch_key!r}")
+                         "seconds": [round(sec, 2) for _, _, sec in runs.values()]}, index=index)
+    df = scib = None
+    if scorer in ("scintegrate", "both"):
+        df = benchmark(adata, batch_key=batch_key, label_key=label_key,
+                       embeddings=[key for key, _, _ in runs.values()], unintegrated=unintegrated, metrics=metrics,
+                       seed=seed, device=device, progress=progress)
+        df.index = index
+        df = pd.concat([info, df], axis=1)
+        with atomic_write(out_dir / "metrics.csv") as tmp:
+            df.to_csv(tmp)
+        plot_overview(df, out_dir / "overview.png", title=f"{adata.n_obs} cells, batch = {batch_key!r}")
+    if scorer in ("scib-metrics", "both"):
+        scib = scib_benchmark(adata, batch_key=batch_key, label_key=label_key,
+                              embeddings={name: key for name, (key, _, _) in runs.items()},
+                              unintegrated=unintegrated, progress=progress)
+        scib = pd.concat([info[["kind"]], scib[["embedding"]], info[["seconds"]], scib.drop(columns="embedding")],
+                         axis=1)
+        with atomic_write(out_dir / SCIB_FILE) as tmp:
+            scib.to_csv(tmp)
     if umap:
         plot_umap_grid(adata, {name: key for name, (key, _, _) in runs.items()}, batch_key=batch_key,
                        label_key=label_key, path=out_dir / "umap.png", seed=seed)
+    if df is None:
+        return scib
+    df.attrs["scorer"] = "scintegrate"
+    if scib is not None:
+        df.attrs["scib_metrics"] = scib.to_dict(orient="tight")
     return df

@@ -18,6 +18,7 @@ AnnData object ...
 
 from __future__ import annotations
 
+import warnings
 from typing import Optional, Sequence, Union
 
 import numpy as np
@@ -36,6 +37,8 @@ BIO_METRICS = list(_metrics.BIO_METRICS)
 BERMUDA_METRICS = ["divergence_score", "entropy_score", "silhouette_score"]
 #: aggregate scores computed by ``compute_metrics``
 AGGREGATES = ["batch_score", "bio_score", "overall"]
+#: metrics that need the unintegrated (pre-integration) embedding as reference
+NEEDS_REFERENCE = ("pcr_comparison",)
 #: metrics where a smaller value is better: BERMUDA's divergence between batches of a shared cluster,
 #: and the raw median cLISI (1 = every neighbourhood holds one cell type)
 LOWER_IS_BETTER = {"divergence_score", "clisi"}
@@ -96,6 +99,39 @@ def ensure_unintegrated(adata, unintegrated: Optional[str], *, batch_key: str, s
     return get_embedding(adata, unintegrated)
 
 
+def _no_expression(adata) -> Optional[str]:
+    """Why ``adata.X`` cannot give an unintegrated PCA at a glance (no matrix, no genes), else None."""
+    if adata.X is None:
+        return "adata.X is empty"
+    if adata.n_vars == 0:
+        return "adata.X has no genes"
+    return None
+
+
+def reference_or_skip(adata, unintegrated: Optional[str], metrics=None, *, batch_key: str, seed: int = 0):
+    """:func:`ensure_unintegrated`, but an embedding that comes without a usable ``.X`` is still scored.
+
+    When ``obsm[unintegrated]`` is missing and ``.X`` cannot give it (e.g. an embedding made in R, saved
+    with 0 or 1 genes or all-zero ``.X``), return None and warn once, naming the requested metrics of
+    :data:`NEEDS_REFERENCE` that are skipped (NaN; the aggregates average the rest).
+    """
+    if unintegrated is None or unintegrated in adata.obsm:
+        return ensure_unintegrated(adata, unintegrated, batch_key=batch_key, seed=seed)
+    reason = _no_expression(adata)
+    if reason is None:
+        try:
+            return ensure_unintegrated(adata, unintegrated, batch_key=batch_key, seed=seed)
+        except ValueError as err:  # too few genes, no counts, ...: the same checks integrate() makes
+            reason = str(err).split("\n")[0]
+    skipped = [m for m in _metrics.resolve_metrics(metrics) if m in NEEDS_REFERENCE]
+    if skipped:
+        warnings.warn(f"no unintegrated reference: obsm[{unintegrated!r}] is missing and cannot be computed from "
+                      f".X ({reason}); skipped {skipped} (batch_score and overall average the other metrics); "
+                      f"supply one with unintegrated=<obsm key> (CLI: --unintegrated OBSM_KEY)",
+                      UserWarning, stacklevel=3)
+    return None
+
+
 def default_embeddings(adata) -> list:
     """``obsm`` keys that look like embeddings: one row per cell, more than 2 columns, numeric."""
     keys = []
@@ -132,7 +168,8 @@ def benchmark(
     visualisations such as ``X_umap``).
     ``unintegrated`` names the pre-integration embedding used by ``pcr_comparison``; when it is
     not in ``adata.obsm`` it is computed with :mod:`scintegrate.pp` (log-normalise, integration
-    features, scale, PCA) and stored there. ``None`` skips it. ``metrics`` selects a subset
+    features, scale, PCA) and stored there; when ``.X`` cannot give it (embeddings from another tool,
+    saved without expression) ``pcr_comparison`` is NaN with one warning. ``None`` skips it. ``metrics`` selects a subset
     (default: all). The index holds the ``obsm`` keys (name ``"embedding"``).
 
     >>> df = benchmark(adata, embeddings=["X_pca", "X_bermuda"])  # doctest: +SKIP
@@ -147,7 +184,7 @@ def benchmark(
             if key != unintegrated:
                 get_embedding(adata, key)
     compute = _compute_metrics()
-    X_ref = ensure_unintegrated(adata, unintegrated, batch_key=batch_key, seed=seed)
+    X_ref = reference_or_skip(adata, unintegrated, metrics, batch_key=batch_key, seed=seed)
     keys = default_embeddings(adata) if embeddings is None else embeddings
     matrices = {key: get_embedding(adata, key) for key in keys}
     rows, keys = {}, list(matrices)
@@ -179,13 +216,18 @@ def score_embedding(
     """Score one embedding (an ``obsm`` key or an ``n_obs x d`` array); a one-row table.
 
     For embeddings computed elsewhere, e.g. Seurat's ``integrated`` PCA exported to ``obsm``.
+    ``unintegrated`` is the ``obsm`` key of the reference of ``pcr_comparison`` (computed from ``.X``
+    and stored when missing, as in :func:`benchmark`). An AnnData without usable expression (0 or 1 genes,
+    all-zero ``.X``) and without ``obsm[unintegrated]`` is still scored: ``pcr_comparison`` is NaN, with
+    one warning saying how to supply the reference.
 
     >>> score_embedding(adata, "X_seurat_cca", batch_key="batch", label_key="cell_type")  # doctest: +SKIP
+    >>> score_embedding(adata, "X_seurat_cca", unintegrated="X_seurat_pca")  # doctest: +SKIP
     """
     row_name = name or (embedding if isinstance(embedding, str) else "embedding")
     batch, labels = check_inputs(adata, batch_key, label_key)
     X = get_embedding(adata, embedding)
-    X_ref = ensure_unintegrated(adata, unintegrated, batch_key=batch_key, seed=seed)
+    X_ref = reference_or_skip(adata, unintegrated, metrics, batch_key=batch_key, seed=seed)
     scores = _compute_metrics()(X, batch, labels, X_unintegrated=X_ref, metrics=metrics, seed=seed,
                                 device=device, progress=False)
     df = pd.DataFrame({k: [float(v)] for k, v in scores.items()}, index=pd.Index([row_name], name="embedding"))

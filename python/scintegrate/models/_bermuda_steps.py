@@ -172,12 +172,43 @@ def similar_cluster_pairs(X_log, batch: np.ndarray, clusters: np.ndarray, thresh
     return names, codes.astype(np.int64), similarity, matches, cluster_pairs(matches)
 
 
-def training_schedule(largest_cluster: int, params: dict) -> dict:
-    """Epoch length and the step-budget schedule (see :mod:`scintegrate.models.bermuda`)."""
+#: step budget bounds of the data-sized schedule: at least this many Adam steps (an autoencoder needs a few
+#: hundred updates whatever the data size), at most the previous fixed budget
+MIN_STEPS, MAX_STEPS = 200, 2000
+#: passes over the data: 400 up to 20,000 cells, then 8 million cells seen in all (scvi-tools' rule for
+#: autoencoders on single-cell data)
+PASSES, CELLS_SEEN = 400, 8_000_000
+
+
+def data_sized_steps(n_cells: int, n_clusters: int, n_mb: int) -> int:
+    """Step budget that follows the data: ``passes * n_cells`` cells seen, in steps of ``n_clusters * n_mb``.
+
+    ``passes = min(400, 8e6 / n_cells)``; the result is clipped to [200, 2000] steps.
+
+    >>> data_sized_steps(350, 15, 50), data_sized_steps(2000, 16, 50), data_sized_steps(100_000, 60, 50)
+    (200, 1000, 2000)
+    """
+    passes = min(PASSES, CELLS_SEEN / max(int(n_cells), 1))
+    steps = math.ceil(passes * int(n_cells) / (max(int(n_clusters), 1) * int(n_mb)))
+    return int(np.clip(steps, MIN_STEPS, MAX_STEPS))
+
+
+def training_schedule(largest_cluster: int, params: dict, n_cells: Optional[int] = None,
+                      n_clusters: Optional[int] = None) -> dict:
+    """Epoch length and the step-budget schedule (see :mod:`scintegrate.models.bermuda`).
+
+    ``params["max_steps"] = None`` takes :func:`data_sized_steps` of ``n_cells`` and ``n_clusters``.
+    """
     steps = max(1, int(largest_cluster) // int(params["n_mb"]))
+    max_steps = params.get("max_steps")
+    if max_steps is None:
+        if n_cells is None or n_clusters is None:
+            raise ValueError("a data-sized step budget (max_steps=None) needs n_cells and n_clusters")
+        max_steps = data_sized_steps(n_cells, n_clusters, params["n_mb"])
+    max_steps = int(max_steps)
     max_epochs = params.get("max_epochs")
     if max_epochs is None:
-        max_epochs = int(np.clip(math.ceil(params["max_steps"] / steps), 1, PAPER_MAX_EPOCHS))
+        max_epochs = int(np.clip(math.ceil(max_steps / steps), 1, PAPER_MAX_EPOCHS))
     max_epochs = int(max_epochs)
     if max_epochs < 1:
         raise ValueError(f"max_epochs must be >= 1, got {max_epochs}")
@@ -188,6 +219,7 @@ def training_schedule(largest_cluster: int, params: dict) -> dict:
     if lr_step <= 0:
         raise ValueError(f"lr_step must be positive, got {lr_step}")
     patience = params.get("patience")  # default: ~5% of the step budget, at least one epoch
-    patience = max(1, math.ceil(0.05 * params["max_steps"] / steps)) if patience is None else int(patience)
-    return {"steps_per_epoch": steps, "max_epochs": max_epochs, "min_epochs": min(min_epochs, max_epochs),
-            "lr_step": lr_step, "patience": patience, "ramp_epochs": max_epochs}
+    patience = max(1, math.ceil(0.05 * max_steps / steps)) if patience is None else int(patience)
+    return {"steps_per_epoch": steps, "max_steps": max_steps, "max_epochs": max_epochs,
+            "min_epochs": min(min_epochs, max_epochs), "lr_step": lr_step, "patience": patience,
+            "ramp_epochs": max_epochs}

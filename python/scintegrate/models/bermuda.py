@@ -26,17 +26,24 @@ Pipeline of :meth:`BERMUDA.fit` (defaults from the paper and its code, txWang/BE
 
 Epochs. An epoch is the paper's: ``floor(largest cluster / n_mb)`` steps (at least 1), so the
 largest cluster is seen once. The paper trains a fixed 2,000 epochs on a GPU (~80,000 steps on its
-data); here the length is set by a step budget instead: ``max_epochs = clip(ceil(max_steps /
-steps_per_epoch), 1, 2000)`` with ``max_steps = 2,000``. Lambda ramps over the whole budget as in
-the paper (Eq. 9 with ``n_p = max_epochs``); the learning rate is halved every ``lr_step = 200``
-epochs (the paper's value: on large data the budget ends before the first halving, on data with
-one step per epoch the schedule is exactly the paper's). Training stops early on a plateau of the
-total loss (``train.PlateauStopper``, relative tolerance 1e-3, patience ~5% of the step budget,
-``ceil(0.05 * max_steps / steps_per_epoch)`` epochs) but never before ``min_epochs = max_epochs /
-2``, where lambda has reached 0.987. The epochs used are recorded (``history_``,
-``params["epochs_used"]``). Compressing the paper's *proportional* learning-rate decay
-(``max_epochs / 10``) into this budget was tried and rejected: the rate decays before the
-autoencoder has learned its codes, which then shrink under the MMD term.
+data); here the length is a step budget that follows the data (``models._bermuda_steps.data_sized_steps``):
+every step shows ``K * n_mb`` cells (K clusters), and the budget is the number of steps that shows
+``passes * n_cells`` cells, with ``passes = min(400, 8e6 / n_cells)`` (scvi-tools' rule for autoencoders on
+single-cell data: 400 passes up to 20,000 cells, 8 million cells seen above), clipped to [200, 2000]
+steps. A fixed 2,000 steps made a 350-cell set with 18 clusters see each cell ~5,000 times (minutes of
+training); ``max_steps=`` sets a budget by hand. ``max_epochs = clip(ceil(max_steps / steps_per_epoch),
+1, 2000)``. Lambda ramps over the whole budget as in the paper (Eq. 9 with ``n_p = max_epochs``); the
+learning rate is halved every ``lr_step = 200`` epochs (the paper's value). Training stops early on a
+plateau of the total loss (``train.PlateauStopper``, relative tolerance 1e-3, patience ~5% of the step
+budget, ``ceil(0.05 * max_steps / steps_per_epoch)`` epochs) but never before ``min_epochs = max_epochs /
+2``, where lambda has reached 0.987. The epochs used are recorded (``history_``, ``params["epochs_used"]``).
+
+Code normalisation (``code_norm="matched"``, opt-in): the code is standardised by the matched clusters'
+mean and variance before the decoder and the MMD, so the MMD cannot be lowered by shrinking every
+matched cluster while unmatched ones keep their scale (see :mod:`scintegrate.modules.bermuda`). It keeps
+an unmatched cluster from running away (pbmc_10x_chemistries) but lets batch-specific types mix more on
+the removal simulations, so the published network (``"none"``) stays the default
+(``benchmarks/results/bermuda_design.md``).
 
 Per-batch clusters come from ``pp.find_clusters`` (Seurat 4.3 flavour: vst HVGs); BERMUDA's R
 script ran Seurat 2 (``FindVariableGenes``), whose k = 30 neighbours and resolution 0.6 are kept.
@@ -74,6 +81,7 @@ import numpy as np
 from .._device import seeded
 from ..tools import rank_standardize
 from ._base import IntegrationModel
+from ..modules.bermuda import CODE_NORMS
 from ._bermuda_input import SCOPES, BermudaScaling, input_for_new_data, prepare_input
 from ._bermuda_steps import cluster_batches, select_features, similar_cluster_pairs, training_schedule
 
@@ -113,9 +121,13 @@ class BERMUDA(IntegrationModel):
         Cells drawn from each cluster per step (50).
     lr, l2_decay, lam
         Adam learning rate (1e-3), weight decay (5e-5) and the MMD weight's maximum (gamma = 1).
+    code_norm
+        ``"none"`` (default: the paper's network) or ``"matched"`` (codes standardised by the matched
+        clusters' statistics: keeps unmatched clusters at the scale of the rest, mixes batch-specific types
+        more on the removal simulations; ``benchmarks/results/bermuda_design.md``).
     max_steps, max_epochs, min_epochs, lr_step, patience, rel_tol
-        Schedule; ``None`` derives ``max_epochs`` / ``min_epochs`` from ``max_steps`` (module
-        docstring); ``lr_step=None`` is the paper's 200 epochs; ``patience`` and ``rel_tol`` configure
+        Schedule; ``max_steps=None`` sizes the step budget from the data, ``None`` derives ``max_epochs`` /
+        ``min_epochs`` from ``max_steps`` (module docstring); ``lr_step=None`` is the paper's 200 epochs; ``patience`` and ``rel_tol`` configure
         the plateau stop (``patience=None``: ``ceil(0.05 * max_steps / steps_per_epoch)`` epochs).
     seed, device, progress
         Seed of clustering, initialisation and sampling; ``"auto" | "cpu" | "cuda"``; tqdm bar.
@@ -147,7 +159,8 @@ class BERMUDA(IntegrationModel):
         lr: float = 1e-3,
         l2_decay: float = 5e-5,
         lam: float = 1.0,
-        max_steps: int = 2000,
+        code_norm: str = "none",
+        max_steps: Optional[int] = None,
         max_epochs: Optional[int] = None,
         min_epochs: Optional[int] = None,
         lr_step: Optional[float] = None,
@@ -157,12 +170,14 @@ class BERMUDA(IntegrationModel):
         device: str = "auto",
         progress: bool = True,
     ):
+        if code_norm not in CODE_NORMS:
+            raise ValueError(f"code_norm must be one of {CODE_NORMS}, got {code_norm!r}")
         if scaling_scope not in SCOPES:
             raise ValueError(f"scaling_scope must be one of {SCOPES}, got {scaling_scope!r}")
         if not 0.0 <= float(similarity_threshold) <= 1.0:
             raise ValueError(f"similarity_threshold (S_thr) must lie in [0, 1], got {similarity_threshold}")
         for name, value in (("n_mb", n_mb), ("hidden", hidden), ("code_dim", code_dim), ("max_steps", max_steps)):
-            if int(value) < 1:
+            if value is not None and int(value) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value}")
         params = dict(
             n_features=int(n_features), features=None if features is None else [str(f) for f in features],
@@ -171,7 +186,8 @@ class BERMUDA(IntegrationModel):
             similarity_threshold=float(similarity_threshold), metaneighbor_method=metaneighbor_method,
             scaling_scope=scaling_scope,
             hidden=int(hidden), code_dim=int(code_dim), n_mb=int(n_mb), lr=float(lr), l2_decay=float(l2_decay),
-            lam=float(lam), max_steps=int(max_steps), max_epochs=max_epochs, min_epochs=min_epochs,
+            lam=float(lam), code_norm=code_norm, max_steps=None if max_steps is None else int(max_steps),
+            max_epochs=max_epochs, min_epochs=min_epochs,
             lr_step=lr_step, patience=patience, rel_tol=float(rel_tol),
         )
         self._setup(params, seed=seed, device=device, progress=progress)
@@ -210,9 +226,9 @@ class BERMUDA(IntegrationModel):
 
         p = self.params
         sizes = np.bincount(cluster_codes, minlength=n_clusters)
-        sched = training_schedule(int(sizes.max()), p)
+        sched = training_schedule(int(sizes.max()), p, n_cells=int(sizes.sum()), n_clusters=n_clusters)
         with seeded(self.seed):
-            self.module = BermudaAE(X_log.shape[1], p["hidden"], p["code_dim"]).to(self.device)
+            self.module = BermudaAE(X_log.shape[1], p["hidden"], p["code_dim"], p["code_norm"]).to(self.device)
         self.module.set_cluster_pairs(n_clusters, torch.as_tensor(np.asarray(pairs, dtype=np.int64).reshape(-1, 2)))
         optimizer = torch.optim.Adam(self.module.parameters(), lr=p["lr"], weight_decay=p["l2_decay"])
         lr_step = sched["lr_step"]
@@ -280,7 +296,9 @@ class BERMUDA(IntegrationModel):
     def _build_module(self):
         from ..modules.bermuda import BermudaAE
 
-        return BermudaAE(len(self.features_), self.params["hidden"], self.params["code_dim"])
+        # models saved before code_norm existed were trained with the published network
+        return BermudaAE(len(self.features_), self.params["hidden"], self.params["code_dim"],
+                         self.params.get("code_norm", "none"))
 
     def _restore_state(self, state, arrays) -> None:
         from ..train import TrainingHistory

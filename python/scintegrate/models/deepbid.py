@@ -4,8 +4,9 @@ Input (``_deepbid_data``): the paper's scanpy recipe per batch (genes in >= 3 ce
 top 1,000 HVGs per batch, union); the network sees the log values z-scored per gene; the NB term sees the raw
 counts of the same genes. Library size: mu_ij = s_i exp(W_mu D)_ij with s_i = total count of cell i / median
 (DCA / scDeepCluster, which the authors credit; their script passes no size factor). Non-count input
-(``likelihood="auto"`` on log-normalised values, or ``"gaussian"``) swaps the NB term for 1/2 squared error on
-the z-scored values; ``likelihood="nb"`` on non-counts is an error (values are never rounded).
+(``likelihood="auto"`` on log-normalised values or on any input declared ``input="log"``, or ``"gaussian"``)
+swaps the NB term for 1/2 squared error on the z-scored values; ``likelihood="nb"`` on non-counts is an error
+(values are never rounded).
 
 Training, every phase through :func:`scintegrate.train.train_loop`:
 
@@ -198,7 +199,8 @@ class DeepBID(IntegrationModel):
             return self._inputs.logx
         from .._validation import get_matrix
 
-        return transform_new(get_matrix(adata, layer), adata.var_names, self.genes_, self.likelihood_)
+        return transform_new(get_matrix(adata, layer), adata.var_names, self.genes_, self.likelihood_,
+                             self._normalizes())
 
     def _map(self, logx, fn) -> np.ndarray:
         import torch
@@ -211,11 +213,17 @@ class DeepBID(IntegrationModel):
         self.module.eval()
         return map_chunks(block, logx.shape[0]).cpu().numpy()
 
+    def _normalizes(self) -> Optional[bool]:
+        """Whether training normalised the values as counts (its input kind; ``None``: infer from the
+        likelihood)."""
+        kind = getattr(self, "input_kind_", None)
+        return None if kind is None else kind in ("counts", "noninteger_counts")
+
     def required_genes(self) -> list:
         return list(self.genes_)
 
     def _embed_new(self, adata, data) -> np.ndarray:
-        logx = transform_new(data.X, data.genes, self.genes_, self.likelihood_)
+        logx = transform_new(data.X, data.genes, self.genes_, self.likelihood_, self._normalizes())
         return self._map(logx, self.module.encode)
 
     def soft_assignments(self, adata=None, layer: Optional[str] = None) -> np.ndarray:
