@@ -253,17 +253,15 @@ def prepare_inputs(data, *, n_top_genes: int = 1000, min_cells: int = 3,
                          gene_std=std.astype(np.float32), likelihood=likelihood)
 
 
-def transform_new(X, var_names, genes: List[str], likelihood: str, normalize: Optional[bool] = None) -> sp.csr_matrix:
+def transform_new(X, var_names, genes: List[str], likelihood: str, normalize: bool) -> sp.csr_matrix:
     """Log values of the training genes for new cells (``X`` cells x ``var_names``; sparse out; standardise
     blocks with :func:`standardize`). ``normalize``: whether training normalised the values as counts
-    (1e4 + log1p; the input kind was counts, integer or not); ``None`` infers it from ``likelihood``."""
+    (1e4 + log1p; the input kind was counts, integer or not)."""
     names = pd.Index([str(g) for g in var_names])
     missing = [g for g in genes if g not in set(names)]
     if missing:
         raise ValueError(f"{len(missing)} of the model's genes are missing from the data (e.g. {missing[:3]})")
     X = sp.csr_matrix(X, dtype=np.float32)
-    if normalize is None:
-        normalize = likelihood == "nb"
     if likelihood == "nb" and not is_integer_matrix(X):
         raise ValueError("this model was trained on counts; pass raw counts (layer=...) for new cells")
     if normalize:

@@ -127,8 +127,8 @@ class BERMUDA(IntegrationModel):
         more on the removal simulations; ``benchmarks/results/bermuda_design.md``).
     max_steps, max_epochs, min_epochs, lr_step, patience, rel_tol
         Schedule; ``max_steps=None`` sizes the step budget from the data, ``None`` derives ``max_epochs`` /
-        ``min_epochs`` from ``max_steps`` (module docstring); ``lr_step=None`` is the paper's 200 epochs; ``patience`` and ``rel_tol`` configure
-        the plateau stop (``patience=None``: ``ceil(0.05 * max_steps / steps_per_epoch)`` epochs).
+        ``min_epochs`` from ``max_steps`` (module docstring); ``lr_step=None`` is the paper's 200 epochs;
+        ``patience`` and ``rel_tol`` configure the plateau stop (``patience=None``: ``ceil(0.05 * max_steps / steps_per_epoch)`` epochs).
     seed, device, progress
         Seed of clustering, initialisation and sampling; ``"auto" | "cpu" | "cuda"``; tqdm bar.
 

@@ -213,11 +213,9 @@ class DeepBID(IntegrationModel):
         self.module.eval()
         return map_chunks(block, logx.shape[0]).cpu().numpy()
 
-    def _normalizes(self) -> Optional[bool]:
-        """Whether training normalised the values as counts (its input kind; ``None``: infer from the
-        likelihood)."""
-        kind = getattr(self, "input_kind_", None)
-        return None if kind is None else kind in ("counts", "noninteger_counts")
+    def _normalizes(self) -> bool:
+        """Whether training normalised the values as counts (its input kind, recorded by fit and saved)."""
+        return self.input_kind_ in ("counts", "noninteger_counts")
 
     def required_genes(self) -> list:
         return list(self.genes_)
