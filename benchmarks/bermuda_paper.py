@@ -48,7 +48,7 @@ HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 EXPERIMENTS = ("all", "removal1", "removal2")
 REAL_SETS = ("mixology_3cl", "pbmc_10x_chemistries", "pancreas_baron_donors", "pbmc_kang_ctrl_donors")
-PEERS = ("combat", "harmony", "scanorama")
+PEERS = ("combat", "harmonypy", "scanoramapy")
 
 
 def simulate(kind: str, experiment: str, seed: int = 0):
@@ -184,7 +184,7 @@ def part_real(names, seed: int = 0):
         U = unintegrated_pca(adata, batch_key="batch", n_comps=50, seed=seed)
         runs = {"pca": (U, time.perf_counter() - t0)}
         t0 = time.perf_counter()
-        runs["harmony"] = (run_peer(adata, "harmony", batch_key="batch", seed=seed), time.perf_counter() - t0)
+        runs["harmonypy"] = (run_peer(adata, "harmonypy", batch_key="batch", seed=seed), time.perf_counter() - t0)
         for thr in (0.90, 0.85):
             emb, detail = run_bermuda(adata, seed, similarity_threshold=thr)
             details[f"{name}/S_thr={thr:.2f}"] = detail
@@ -195,7 +195,7 @@ def part_real(names, seed: int = 0):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 m = compute_metrics(X, b, lab, X_unintegrated=U, knn_graph=graph, seed=seed)
-                if method in ("harmony", "bermuda_0.90"):
+                if method in ("harmonypy", "bermuda_0.90"):
                     details[f"{name}/{method}/nmi_clusters"] = _nmi_clusters(graph, lab, b, seed)
             rows.append({"dataset": name, "method": method, **{k: float(v) for k, v in m.items()},
                          "time_s": round(float(secs), 1)})
@@ -207,7 +207,7 @@ def part_real(names, seed: int = 0):
 def real_claims(df: pd.DataFrame) -> dict:
     table = df.pivot(index="dataset", columns="method", values="overall")
     per_set = {d: {m: round(float(v), 4) for m, v in row.items()} for d, row in table.iterrows()}
-    wins = {thr: int((table[f"bermuda_{thr}"] >= table["harmony"]).sum()) for thr in ("0.90", "0.85")}
+    wins = {thr: int((table[f"bermuda_{thr}"] >= table["harmonypy"]).sum()) for thr in ("0.90", "0.85")}
     return {"overall": per_set, "sets_where_bermuda_ge_harmony": wins, "n_sets": int(len(table)),
             "claim_ge_harmony_on_3_of_4": wins["0.90"] >= 3}
 

@@ -109,7 +109,7 @@ def part_peers(out: dict, args) -> None:
         model = res.pop("_model")
         res["scib"] = _scib(model.embed(), adata, X_unint, args.seed)
         row["deepbid"] = res
-        for peer, extra in (("harmony", {}), ("scvi", {"max_epochs": args.scvi_epochs, "device": "cpu"})):
+        for peer, extra in (("harmonypy", {}), ("scvi", {"max_epochs": args.scvi_epochs, "device": "cpu"})):
             if peer not in available_peers():
                 row[peer] = {"skipped": f"{peer} is not installed"}
                 continue

@@ -190,11 +190,11 @@ register(MethodSpec(
     layer_keys=("deepbid_denoised",), small_batch_cells=10,
     quick_params={"n_clusters": 3, "pretrain_epochs": 2, "cluster_epochs": 2, "hidden": [32, 16]}))
 register(MethodSpec(
-    name="harmony", model="scintegrate.benchmark.peers:HarmonyPy", kind="peer", requires=("harmonypy",),
+    name="harmonypy", model="scintegrate.benchmark.peers:HarmonyPy", kind="peer", requires=("harmonypy",),
     description="harmonypy on the Seurat-style PCA (Korsunsky et al. 2019)", input=("counts", "log"),
     allow_negative=True, min_batch_cells=2))
 register(MethodSpec(
-    name="scanorama", model="scintegrate.benchmark.peers:ScanoramaPy", kind="peer", requires=("scanorama",),
+    name="scanoramapy", model="scintegrate.benchmark.peers:ScanoramaPy", kind="peer", requires=("scanorama",),
     description="the scanorama package on the log-normalised integration features (Hie et al. 2019)",
     input=("counts", "log"), allow_negative=True))
 register(MethodSpec(

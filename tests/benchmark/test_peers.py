@@ -19,16 +19,16 @@ def _other_batch_fraction(X, batch, k=15):
 
 @pytest.fixture
 def harmony_not_installed():
-    original = registry.get_spec("harmony")
+    original = registry.get_spec("harmonypy")
     registry.register(dataclasses.replace(original, requires=("no_such_module_xyz",)), replace=True)
     yield
     registry.register(original, replace=True)
 
 
 def test_not_installed_peer_is_not_available(harmony_not_installed, adata):
-    assert "harmony" not in available_peers()
-    with pytest.raises(ImportError, match="peer 'harmony' needs the package 'no_such_module_xyz'"):
-        run_peer(adata, "harmony")
+    assert "harmonypy" not in available_peers()
+    with pytest.raises(ImportError, match="peer 'harmonypy' needs the package 'no_such_module_xyz'"):
+        run_peer(adata, "harmonypy")
 
 
 def test_unknown_peer_and_a_method_that_is_no_peer(adata):
@@ -38,7 +38,7 @@ def test_unknown_peer_and_a_method_that_is_no_peer(adata):
         run_peer(adata, "pca")
 
 
-@pytest.mark.parametrize("name", ["harmony", "scanorama", "combat"])
+@pytest.mark.parametrize("name", ["harmonypy", "scanoramapy", "combat"])
 def test_peer_mixes_batches_more_than_unintegrated(adata, name):
     if name not in available_peers():
         pytest.skip(f"{name} is not installed")
@@ -52,12 +52,12 @@ def test_peer_mixes_batches_more_than_unintegrated(adata, name):
 
 
 def test_peer_leaves_global_numpy_state_alone(adata):
-    if "scanorama" not in available_peers():
+    if "scanoramapy" not in available_peers():
         pytest.skip("scanorama is not installed")
     np.random.seed(123)
     expected = np.random.random_sample()
     np.random.seed(123)
-    run_peer(adata, "scanorama", batch_key="batch", seed=5)
+    run_peer(adata, "scanoramapy", batch_key="batch", seed=5)
     assert np.random.random_sample() == expected
 
 

@@ -34,7 +34,7 @@ def test_run_benchmark_pca_writes_three_files(adata, tmp_path):
 
 
 def test_missing_peer_is_skipped_with_warning(adata, tmp_path):
-    original = registry.get_spec("harmony")
+    original = registry.get_spec("harmonypy")
     registry.register(dataclasses.replace(original, requires=("no_such_module_xyz",)), replace=True)
     try:
         _run_without_harmony(adata, tmp_path)
@@ -43,10 +43,10 @@ def test_missing_peer_is_skipped_with_warning(adata, tmp_path):
 
 
 def _run_without_harmony(adata, tmp_path):
-    with pytest.warns(UserWarning, match="peer 'harmony' skipped: its package is not installed"):
-        df = run_benchmark(adata, methods=["pca"], peers=["harmony"], out_dir=tmp_path, progress=False,
+    with pytest.warns(UserWarning, match="peer 'harmonypy' skipped: its package is not installed"):
+        df = run_benchmark(adata, methods=["pca"], peers=["harmonypy"], out_dir=tmp_path, progress=False,
                            umap=False, metrics=NO_UMAP)
-    assert "harmony" not in df.index and "pca" in df.index
+    assert "harmonypy" not in df.index and "pca" in df.index
     assert (tmp_path / "metrics.csv").exists() and not (tmp_path / "umap.png").exists()
 
 

@@ -56,7 +56,7 @@ class HarmonyPy(PeerModel):
     """Harmony-corrected PCs (harmonypy defaults: theta=2, sigma=0.1, 10 iterations; extra params go to
     ``harmonypy.run_harmony``)."""
 
-    method, package = "harmony", "harmonypy"
+    method, package = "harmonypy", "harmonypy"
 
     def __init__(self, *, n_comps: int = 50, n_features: int = 2000, seed: int = 0, device: str = "auto",
                  progress: bool = False, **harmony_params):
@@ -79,7 +79,7 @@ class HarmonyPy(PeerModel):
 class ScanoramaPy(PeerModel):
     """Scanorama's integrated embedding of the log-normalised integration features (``dimred`` 50)."""
 
-    method, package = "scanorama", "scanorama"
+    method, package = "scanoramapy", "scanorama"
 
     def __init__(self, *, dimred: int = 50, n_features: int = 2000, seed: int = 0, device: str = "auto",
                  progress: bool = False, **scanorama_params):
