@@ -462,3 +462,17 @@ def test_unmatched_cluster_does_not_run_away_on_10x(shared_data):
     assert max(times.values()) < 6, times  # published network: 15-17
     km = KMeans(3, n_init=10, random_state=0).fit_predict(Z)
     assert normalized_mutual_info_score(adata.obs["cell_type"], km) > 0.7
+
+
+def test_outlying_clusters_finds_a_far_cluster_in_units_of_the_median_spread():
+    from scintegrate.models._bermuda_steps import outlying_clusters
+
+    rng = np.random.default_rng(0)
+    Z = np.r_[rng.normal(size=(300, 3)), rng.normal(size=(20, 3)) * 0.1 + [30.0, 0, 0]]
+    clusters = np.repeat(["a", "b", "far"], [150, 150, 20])
+    unit = np.median(np.linalg.norm(Z - np.median(Z, 0), axis=1))
+    out = outlying_clusters(Z, clusters)
+    assert list(out) == ["far"]
+    far = np.linalg.norm(np.median(Z[-20:], 0) - np.median(Z, 0)) / unit
+    assert out["far"] == pytest.approx(far, abs=0.01) and out["far"] > 10
+    assert outlying_clusters(Z[:300], clusters[:300]) == {}

@@ -223,3 +223,30 @@ def training_schedule(largest_cluster: int, params: dict, n_cells: Optional[int]
     return {"steps_per_epoch": steps, "max_steps": max_steps, "max_epochs": max_epochs,
             "min_epochs": min(min_epochs, max_epochs), "lr_step": lr_step, "patience": patience,
             "ramp_epochs": max_epochs}
+
+
+#: a cluster whose median code lies more than this many times the cells' median distance from the median code
+#: is reported as outlying (issue 14: an unmatched cluster kept its scale while the MMD shrank the matched ones)
+OUTLIER_TIMES = 5.0
+
+
+def outlying_clusters(Z: np.ndarray, clusters, times: float = OUTLIER_TIMES) -> dict:
+    """``{cluster: distance}`` for the clusters whose median code lies more than ``times`` units from the median
+    code of all cells, a unit being the cells' median distance to it (robust: one far cluster cannot set it).
+
+    >>> Z = np.r_[np.random.default_rng(0).normal(size=(90, 2)), np.full((10, 2), 40.0)]
+    >>> list(outlying_clusters(Z, np.repeat(["a", "far"], [90, 10])))
+    ['far']
+    """
+    Z = np.asarray(Z, dtype=np.float64)
+    clusters = np.asarray(clusters).astype(str)
+    centre = np.median(Z, axis=0)
+    unit = float(np.median(np.linalg.norm(Z - centre, axis=1)))
+    if not unit > 0:
+        return {}
+    out = {}
+    for c in np.unique(clusters):
+        d = float(np.linalg.norm(np.median(Z[clusters == c], axis=0) - centre)) / unit
+        if d > times:
+            out[str(c)] = round(d, 2)
+    return out

@@ -74,6 +74,7 @@ Example
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Optional, Sequence
 
 import numpy as np
@@ -83,7 +84,8 @@ from ..tools import rank_standardize
 from ._base import IntegrationModel
 from ..modules.bermuda import CODE_NORMS
 from ._bermuda_input import SCOPES, BermudaScaling, input_for_new_data, prepare_input
-from ._bermuda_steps import cluster_batches, select_features, similar_cluster_pairs, training_schedule
+from ._bermuda_steps import (OUTLIER_TIMES, cluster_batches, outlying_clusters, select_features,
+                             similar_cluster_pairs, training_schedule)
 
 
 class BERMUDA(IntegrationModel):
@@ -217,6 +219,17 @@ class BERMUDA(IntegrationModel):
         with self._stage("training"):
             self._train(X_log, data.batch, cluster_codes, len(names), pairs)
         self.embedding_ = self._encode(X_log, data.batch)
+        self.outlying_clusters_ = outlying_clusters(self.embedding_, self.cluster_labels_)
+        if self.outlying_clusters_:
+            matched = {c for pair in self.cluster_pairs_ for c in pair}
+            worst = max(self.outlying_clusters_, key=self.outlying_clusters_.get)
+            warnings.warn(
+                f"BERMUDA's code puts cluster {worst!r} ({'matched' if worst in matched else 'matched to no other'}"
+                f") {self.outlying_clusters_[worst]:.0f}x the cells' median spread from the median code "
+                f"({len(self.outlying_clusters_)} cluster(s) beyond {OUTLIER_TIMES:g}x): neighbour graphs and UMAP "
+                "are fine, but distance-based uses (k-means, PCA of the code, radius searches) are dominated by "
+                "it; code_norm='matched' keeps unmatched clusters at the scale of the rest "
+                "(benchmarks/results/bermuda_design.md)", UserWarning, stacklevel=3)
 
     def _train(self, X_log, batch_codes, cluster_codes, n_clusters, pairs) -> None:
         import torch
@@ -280,13 +293,15 @@ class BERMUDA(IntegrationModel):
                          "matches": self.matches_,
                          "cluster_pairs": np.asarray(self.cluster_pairs_, dtype=str).reshape(-1, 2),
                          "schedule": self.schedule_, "history": self.history_.to_dict(),
-                         "epochs_used": int(self.history_.n_epochs)}}
+                         "epochs_used": int(self.history_.n_epochs),
+                         "outlying_clusters": np.asarray(list(self.outlying_clusters_), dtype=str),
+                         "outlying_distances": np.asarray(list(self.outlying_clusters_.values()), dtype=float)}}
 
     # ------------------------------------------------------------------ save / load
     def _fitted_state(self):
         s = self.scaling_
         state = {"schedule": self.schedule_, "history": self.history_.to_dict() if self.history_ else None,
-                 "input_was_counts": self.input_was_counts_}
+                 "input_was_counts": self.input_was_counts_, "outlying_clusters": self.outlying_clusters_}
         arrays = {"features": np.asarray(self.features_, dtype=str), "batches": np.asarray(self.batches_, dtype=str),
                   "scaling_mean": s.mean, "scaling_sd": s.sd, "scaling_zmin": s.zmin, "scaling_zmax": s.zmax,
                   "cluster_names": np.asarray(self.cluster_names_, dtype=str), "similarity": self.similarity_,
@@ -314,4 +329,5 @@ class BERMUDA(IntegrationModel):
         self.cluster_pairs_ = [(self.cluster_names_[x], self.cluster_names_[y]) for x, y in zip(i, j)]
         self.cluster_labels_ = a["cluster_labels"].astype(object)
         self.schedule_, self.input_was_counts_ = state["schedule"], state["input_was_counts"]
+        self.outlying_clusters_ = dict(state.get("outlying_clusters", {}))
         self.history_ = TrainingHistory(**state["history"]) if state.get("history") else None
