@@ -87,6 +87,36 @@ def is_count_matrix(X) -> bool:
     return bool(vals.min() >= 0 and (vals.max() > LOG_MAX or _is_integer(vals)))
 
 
+def check_embedding(X, *, name: str) -> None:
+    """Reject an embedding (``obsm`` matrix) that is not a non-empty 2-D numeric array of finite values."""
+    if X is None or X.ndim != 2 or X.shape[0] == 0 or X.shape[1] == 0:
+        raise ValueError(f"{name} is empty or not 2-D (shape {None if X is None else X.shape}); nothing to integrate")
+    if not np.issubdtype(X.dtype, np.number):
+        raise ValueError(f"{name} holds {X.dtype} values, not numbers")
+    finite = np.isfinite(X)
+    if not finite.all():
+        raise ValueError(f"{name} contains {int(finite.size - finite.sum())} NaN or infinite values; "
+                         "remove or impute them first")
+
+
+def get_embedding(adata, rep: str) -> np.ndarray:
+    """``adata.obsm[rep]`` as a dense array; a ``KeyError`` lists the ``obsm`` keys."""
+    if rep not in adata.obsm:
+        raise KeyError(f"use_rep {rep!r} not found in adata.obsm; available keys: {sorted(adata.obsm)}")
+    X = adata.obsm[rep]
+    return X.toarray() if sp.issparse(X) else np.asarray(X)
+
+
+def batch_keys(batch_key) -> Optional[list]:
+    """``batch_key`` (one column name, a list of them or ``None``) as a list of names or ``None``."""
+    if batch_key is None:
+        return None
+    keys = list(batch_key) if isinstance(batch_key, (list, tuple)) else [batch_key]
+    if not keys:
+        raise ValueError("batch_key is an empty list: name the adata.obs column(s) that hold each cell's batch")
+    return keys
+
+
 def check_batches(batch: pd.Series | Sequence, *, min_batches: int = 2, key: str = "batch") -> list:
     """Check a batch vector: no missing values and at least ``min_batches`` levels.
 
@@ -118,21 +148,29 @@ def check_adata(
     min_batches: int = 2,
     counts: bool = False,
     allow_negative: bool = False,
+    rep: Optional[str] = None,
 ) -> None:
-    """All the checks an integration method runs on its AnnData input."""
-    if adata.n_obs == 0 or adata.n_vars == 0:
+    """All the checks an integration method runs on its AnnData input.
+
+    ``batch_key`` may be a list of columns (each is checked). With ``rep`` the input is the embedding
+    ``adata.obsm[rep]``: it is checked instead of the matrix, and genes are not needed.
+    """
+    if adata.n_obs == 0 or (adata.n_vars == 0 and rep is None):
         raise ValueError(f"AnnData is empty ({adata.n_obs} cells x {adata.n_vars} genes)")
     if not adata.obs_names.is_unique:
         dup = adata.obs_names[adata.obs_names.duplicated()][:3].tolist()
         raise ValueError(f"cell names are not unique (e.g. {dup}); call adata.obs_names_make_unique() first")
-    if not adata.var_names.is_unique:
+    if rep is None and not adata.var_names.is_unique:
         dup = adata.var_names[adata.var_names.duplicated()][:3].tolist()
         raise ValueError(f"gene names are not unique (e.g. {dup}); call adata.var_names_make_unique() first")
-    if batch_key is not None:
-        if batch_key not in adata.obs.columns:
+    for key in batch_keys(batch_key) or []:
+        if key not in adata.obs.columns:
             raise KeyError(
-                f"batch column {batch_key!r} not found in adata.obs; available columns: {list(adata.obs.columns)}"
+                f"batch column {key!r} not found in adata.obs; available columns: {list(adata.obs.columns)}"
             )
-        check_batches(adata.obs[batch_key], min_batches=min_batches, key=batch_key)
+        check_batches(adata.obs[key], min_batches=min_batches, key=key)
+    if rep is not None:
+        check_embedding(get_embedding(adata, rep), name=f"adata.obsm[{rep!r}]")
+        return
     label = "adata.X" if layer is None else f"adata.layers[{layer!r}]"
     check_matrix(get_matrix(adata, layer), name=label, counts=counts, allow_negative=allow_negative)

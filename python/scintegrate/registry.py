@@ -49,6 +49,8 @@ class MethodSpec:
     the Python modules that must be importable (peers). ``quick_params`` make a run on a few hundred
     cells take seconds (contract tests, smoke checks); they are not defaults. ``min_batch_cells``: a batch
     with fewer cells is refused; ``small_batch_cells``: a batch with fewer cells is warned about.
+    ``multi_batch``: ``batch_key`` may name several columns (covariates corrected together); other methods
+    refuse a list of more than one column.
     """
 
     name: str
@@ -65,6 +67,7 @@ class MethodSpec:
     quick_params: Dict[str, object] = field(default_factory=dict)
     min_batch_cells: int = 1
     small_batch_cells: int = 0
+    multi_batch: bool = False
 
     def __post_init__(self):
         if not self.name or self.name != self.name.lower() or not self.name.replace("_", "").isalnum():
@@ -189,6 +192,16 @@ register(MethodSpec(
     input=("counts", "log"), obs_keys=("deepbid_cluster",), obsm_keys=("deepbid_soft",),
     layer_keys=("deepbid_denoised",), small_batch_cells=10,
     quick_params={"n_clusters": 3, "pretrain_epochs": 2, "cluster_epochs": 2, "hidden": [32, 16]}))
+register(MethodSpec(
+    name="harmony", model="scintegrate.models.harmony:Harmony",
+    description="Harmony (Korsunsky et al. 2019): soft k-means with a batch-diversity penalty, ridge-corrected PCs",
+    input=("counts", "log", "embedding"), allow_negative=True, multi_batch=True, min_batch_cells=1,
+    quick_params={"n_comps": 10, "max_iter": 3, "max_iter_cluster": 5}))
+register(MethodSpec(
+    name="scanorama", model="scintegrate.models.scanorama:Scanorama",
+    description="Scanorama (Hie et al. 2019): MNN panoramas of all batch pairs, Gaussian-smoothed translations",
+    input=("counts", "log"), allow_negative=True, min_batch_cells=2, small_batch_cells=10,
+    quick_params={"dimred": 20}))
 register(MethodSpec(
     name="harmonypy", model="scintegrate.benchmark.peers:HarmonyPy", kind="peer", requires=("harmonypy",),
     description="harmonypy on the Seurat-style PCA (Korsunsky et al. 2019)", input=("counts", "log"),

@@ -79,7 +79,7 @@ class HarmonyPy(PeerModel):
 class ScanoramaPy(PeerModel):
     """Scanorama's integrated embedding of the log-normalised integration features (``dimred`` 50)."""
 
-    method, package = "scanoramapy", "scanorama"
+    method, package = "scanoramapy", ""  # pip name = its module (spec.requires); our method owns the name
 
     def __init__(self, *, dimred: int = 50, n_features: int = 2000, seed: int = 0, device: str = "auto",
                  progress: bool = False, **scanorama_params):

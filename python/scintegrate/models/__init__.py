@@ -8,7 +8,8 @@ import importlib
 
 _CLASSES = {"IntegrationModel": "scintegrate.models._base", "IntegrationResult": "scintegrate.models._base",
             "PCABaseline": "scintegrate.models.pca_baseline", "BERMUDA": "scintegrate.models.bermuda",
-            "DeepBID": "scintegrate.models.deepbid"}
+            "DeepBID": "scintegrate.models.deepbid", "Harmony": "scintegrate.models.harmony",
+            "Scanorama": "scintegrate.models.scanorama"}
 
 
 def __getattr__(name):

@@ -88,17 +88,23 @@ class IntegrationModel:
         return get_spec(cls.method)
 
     # ------------------------------------------------------------------ fit / embed
-    def fit(self, adata, *, batch_key: str = "batch", layer: Optional[str] = None, input: str = "auto"):
+    def fit(self, adata, *, batch_key="batch", layer: Optional[str] = None, input: str = "auto"):
         """Check ``adata`` (see :func:`scintegrate.data.check_input`), then train; returns ``self``.
 
         ``input`` declares the kind of values (``"auto"``: decided from every value, batch by batch;
         ``"counts"``: normalise them as counts, e.g. non-integer estimated counts; ``"log"``: take them as
-        they are). The decision is kept in ``input_kind_`` and in the run record.
+        they are). The decision is kept in ``input_kind_`` and in the run record (``"embedding"`` when the
+        method reads ``adata.obsm``, see :meth:`_input_rep`). ``batch_key`` is one ``obs`` column, or a list
+        of them for methods whose spec has ``multi_batch``.
         """
         from ..data import check_input, extract
 
-        check_input(adata, batch_key, layer=layer, spec=self.spec())
-        data = extract(adata, batch_key, layer=layer, input=input)
+        if isinstance(batch_key, (list, tuple)) and len(batch_key) == 1:
+            batch_key = batch_key[0]
+        rep = self._input_rep(adata, layer=layer, input=input)
+        check_input(adata, batch_key, layer=layer, spec=self.spec(), rep=rep)
+        data = extract(adata, batch_key, layer=layer, input=input, rep=rep)
+        batch_key = list(batch_key) if isinstance(batch_key, (list, tuple)) else batch_key
         self.batch_key_, self.layer_, self.input_, self.input_kind_ = batch_key, layer, input, data.kind
         self.n_cells_, self.var_names_ = adata.n_obs, [str(g) for g in adata.var_names]
         self.timings_ = {}
@@ -106,6 +112,10 @@ class IntegrationModel:
         if self.embedding_ is None or self.embedding_.shape[0] != adata.n_obs:
             raise RuntimeError(f"{type(self).__name__} produced no embedding for the {adata.n_obs} cells")
         return self
+
+    def _input_rep(self, adata, *, layer: Optional[str], input: str) -> Optional[str]:
+        """The ``adata.obsm`` key a method reads instead of the expression matrix (``None``: the matrix)."""
+        return None
 
     def embed(self, adata=None, *, batch_key: Optional[str] = None, layer: Optional[str] = None) -> np.ndarray:
         """The embedding of the training cells (``adata=None``) or of new cells (float32, cells in rows)."""
@@ -116,6 +126,8 @@ class IntegrationModel:
             if self.embedding_ is None:
                 raise ValueError("this model holds no training embedding; pass adata")
             return self.embedding_.copy()
+        if type(self)._embed_new is IntegrationModel._embed_new:
+            self._embed_new(adata, None)
         key = batch_key if batch_key is not None else (getattr(self, "batch_key_", None) or "batch")
         if not self.embed_needs_batch and key not in adata.obs.columns:
             key = None
