@@ -65,7 +65,10 @@ def _cmd_integrate(args) -> int:
     out = check_output_file(args.out, inputs=[args.input], overwrite=args.overwrite, suffixes=(".h5ad",))
     adata = read_h5ad(args.input)
     t0 = time.time()
-    integrate(adata, method=args.method, batch_key=args.batch_key, key_added=args.key_added, seed=args.seed,
+    batch_key = args.batch_key
+    if "," in batch_key and batch_key not in adata.obs.columns:  # several covariates (methods with multi_batch)
+        batch_key = [k.strip() for k in batch_key.split(",") if k.strip()]
+    integrate(adata, method=args.method, batch_key=batch_key, key_added=args.key_added, seed=args.seed,
               device=args.device, layer=args.layer, input=args.input_kind, progress=not args.quiet, **params)
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(out) as tmp:
@@ -216,7 +219,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--quiet", action="store_true", help="no progress bars or messages")
         p.add_argument("--debug", action="store_true", help="show the Python traceback of an error")
         if batch:
-            p.add_argument("--batch-key", default="batch", help="obs column with the batch (default 'batch')")
+            p.add_argument("--batch-key", default="batch",
+                           help="obs column with the batch (default 'batch'); integrate: a comma list corrects "
+                                "several columns with methods that take them (e.g. harmony)")
 
     p = sub.add_parser("integrate", help="integrate the batches of an .h5ad file")
     p.add_argument("input", help="input .h5ad (raw counts in .X, or use --layer)")

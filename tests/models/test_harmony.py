@@ -455,3 +455,19 @@ def test_cli_takes_use_rep_and_per_covariate_lists(tmp_path):
                      "--param", "n_clusters=6"]) == 0
     res = ad.read_h5ad(out)
     assert res.obsm["X_harmony"].shape == (300, 10) and res.uns["scintegrate"]["X_harmony"]["input"] == "embedding"
+
+
+def test_cli_batch_key_comma_list_corrects_several_columns(tmp_path):
+    from scintegrate.cli import main
+
+    adata = _two_covariates(n=300)
+    adata.X = np.zeros((adata.n_obs, 0), dtype=np.float32)
+    path, out = tmp_path / "in.h5ad", tmp_path / "out.h5ad"
+    adata.write_h5ad(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert main(["integrate", str(path), "--method", "harmony", "--batch-key", "donor,chem", "--out", str(out),
+                     "--quiet", "--device", "cpu", "--param", "n_clusters=6", "--param", "theta=[2, 1]"]) == 0
+        assert main(["integrate", str(path), "--method", "pca", "--batch-key", "donor,chem",
+                     "--out", str(tmp_path / "pca.h5ad"), "--quiet"]) == 2  # pca takes one column
+    assert list(ad.read_h5ad(out).uns["scintegrate"]["X_harmony"]["batch_key"]) == ["donor", "chem"]
