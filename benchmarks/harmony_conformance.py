@@ -39,6 +39,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+from _bench import version  # noqa: E402
 from harmony_speed import HP_DEFAULTS, MATCHED  # noqa: E402  (the same two settings as the speed table)
 
 STEM = "harmony_conformance"
@@ -114,15 +115,6 @@ def markdown(out: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _version(package: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(package)
-    except PackageNotFoundError:
-        return "not installed"
-
-
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", default="0,1,2")
@@ -148,7 +140,7 @@ def main(argv=None) -> dict:
             print(json.dumps({k: v for k, v in rows[-1].items() if k != "r"}), flush=True)
     out = {"rows": rows, "n_cells": int(Z.shape[0]), "n_dims": int(Z.shape[1]), "n_batches": int(len(set(donor))),
            "reference": str(folder), "goal": f"every dimension r >= {GOAL} for ours",
-           "versions": {p: _version(p) for p in ("scintegrate", "harmonypy", "torch", "numpy")},
+           "versions": {p: version(p) for p in ("scintegrate", "harmonypy", "torch", "numpy")},
            "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
            "date": _dt.datetime.now().isoformat(timespec="seconds"), "command": " ".join(sys.argv)}
     args.out_dir.mkdir(parents=True, exist_ok=True)

@@ -47,14 +47,13 @@ import datetime as _dt
 import json
 import os
 import platform
-import resource
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from _bench import rss_gb, run_child as bench_child, version  # noqa: E402
 OUT = HERE / "results" / "harmony_speed.json"
 MATCHED = {"lamb": 1.0, "max_iter": 10, "max_iter_cluster": 20, "epsilon_cluster": 1e-5, "epsilon_harmony": 1e-4}
 HP_DEFAULTS = {"lamb": None, "max_iter": 10, "max_iter_cluster": 4, "epsilon_cluster": 1e-3,
@@ -66,10 +65,6 @@ RUNS = {"ours": ("ours", MATCHED), "harmonypy_matched": ("harmonypy", MATCHED),
 PAIRS = {"same settings (original Harmony's)": ("ours", "harmonypy_matched"),
          "same settings (harmonypy's defaults)": ("ours_harmonypy_defaults", "harmonypy"),
          "each at its defaults": ("ours", "harmonypy")}
-
-
-def _rss_gb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2  # Linux: KiB
 
 
 def simulate(n: int, n_batches: int, dims: int, seed: int):
@@ -114,7 +109,7 @@ def child(args) -> dict:
         adata = ad.AnnData(obs=pd.DataFrame({"batch": batch.astype(str)}, index=pd.RangeIndex(len(Z)).astype(str)))
         adata.obsm["X_pca"] = Z
         out["threads"] = torch.get_num_threads()
-        before, load0 = _rss_gb(), os.getloadavg()[0]
+        before, load0 = rss_gb(), os.getloadavg()[0]
         t0, c0 = time.perf_counter(), time.process_time()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the non-convergence warning: recorded below
@@ -134,7 +129,7 @@ def child(args) -> dict:
             out["threads"] = min(_physical_cores() or _available_cores(), _available_cores())
         except ImportError:
             out["threads"] = None
-        before, load0 = _rss_gb(), os.getloadavg()[0]
+        before, load0 = rss_gb(), os.getloadavg()[0]
         t0, c0 = time.perf_counter(), time.process_time()
         ho = harmonypy.run_harmony(Z, meta, "batch", theta=2.0, lamb=p["lamb"], sigma=0.1, block_size=0.05,
                                    max_iter_harmony=p["max_iter"], max_iter_kmeans=p["max_iter_cluster"],
@@ -146,7 +141,7 @@ def child(args) -> dict:
         rounds = [int(v) for v in getattr(ho, "kmeans_rounds", [])]
         out.update(iterations=len(rounds), kmeans_rounds=rounds, converged=len(rounds) < p["max_iter"],
                    n_clusters=int(ho.K), objective=[round(float(v), 4) for v in ho.objective_harmony])
-    out.update(wall_s=round(wall, 2), cpu_s=round(cpu, 2), peak_rss_gb=round(_rss_gb(), 3),
+    out.update(wall_s=round(wall, 2), cpu_s=round(cpu, 2), peak_rss_gb=round(rss_gb(), 3),
                rss_before_fit_gb=round(before, 3), load_average=[round(load0, 2), round(os.getloadavg()[0], 2)],
                finite=bool(np.isfinite(E).all()))
     out["quality"] = quality(E, batch, types, args.quality_cells, args.seed)
@@ -156,22 +151,10 @@ def child(args) -> dict:
 
 
 def run_child(n_cells: int, run: str, args) -> dict:
-    with tempfile.TemporaryDirectory(prefix="harmony_speed_") as tmp:
-        out = Path(tmp) / "result.json"
-        cmd = [sys.executable, __file__, "--child", "--n-cells", str(n_cells), "--n-batches", str(args.batches),
-               "--dims", str(args.dims), "--run", run, "--seed", str(args.seed), "--device", args.device,
-               "--quality-cells", str(args.quality_cells), "--result", str(out)]
-        start = time.perf_counter()
-        try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
-        except subprocess.TimeoutExpired:
-            return {"n_cells": n_cells, "n_batches": args.batches, "run": run,
-                    "error": f"timed out after {args.timeout:g} s"}
-        if proc.returncode == 0 and out.exists():
-            return json.loads(out.read_text())
-        return {"n_cells": n_cells, "n_batches": args.batches, "run": run,
-                "error": f"exit {proc.returncode}: {proc.stderr.strip()[-1500:]}",
-                "wall_s_until_error": round(time.perf_counter() - start, 1)}
+    cmd = [sys.executable, __file__, "--child", "--n-cells", str(n_cells), "--n-batches", str(args.batches),
+           "--dims", str(args.dims), "--run", run, "--seed", str(args.seed), "--device", args.device,
+           "--quality-cells", str(args.quality_cells)]
+    return bench_child(cmd, {"n_cells": n_cells, "n_batches": args.batches, "run": run}, args.timeout)
 
 
 def ratios(runs: list) -> list:
@@ -226,15 +209,6 @@ def markdown(out: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _version(package: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(package)
-    except PackageNotFoundError:
-        return "not installed"
-
-
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10000,100000,1000000", help="comma-separated numbers of cells")
@@ -274,7 +248,7 @@ def main(argv=None) -> dict:
 
     out = {"runs": runs, "ratios": ratios(runs), "n_batches": args.batches, "dims": args.dims,
            "quality_cells": args.quality_cells,
-           "versions": {p: _version(p) for p in ("scintegrate", "harmonypy", "torch", "numpy")},
+           "versions": {p: version(p) for p in ("scintegrate", "harmonypy", "torch", "numpy")},
            "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                        "platform": platform.platform()},
            "date": _dt.datetime.now().isoformat(timespec="seconds"), "command": " ".join(sys.argv)}

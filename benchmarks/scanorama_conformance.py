@@ -42,6 +42,8 @@ import warnings
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from _bench import version  # noqa: E402
 STEM = "scanorama_conformance"
 DATASETS = ("mixology_3cl", "pbmc_10x_chemistries", "pancreas_baron_donors", "pbmc_kang_ctrl_donors",
             *(f"splatter_simul{i}" for i in range(1, 7)))
@@ -146,15 +148,6 @@ def markdown(table: list, meta: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _version(package: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(package)
-    except PackageNotFoundError:
-        return "not installed"
-
-
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", default=",".join(DATASETS))
@@ -176,7 +169,7 @@ def main(argv=None) -> dict:
             rows.append(row)
             print(json.dumps({k: v for k, v in row.items() if k != "traceback"}), flush=True)
     meta = {"date": _dt.datetime.now().isoformat(timespec="seconds"), "seeds": seeds,
-            "versions": {p: _version(p) for p in ("scintegrate", "scanorama", "torch", "numpy", "annoy")},
+            "versions": {p: version(p) for p in ("scintegrate", "scanorama", "torch", "numpy", "annoy")},
             "cpus": os.cpu_count(), "platform": platform.platform(), "command": " ".join(sys.argv)}
     table = summarise(rows)
     out = {"table": table, "rows": rows, "meta": meta}

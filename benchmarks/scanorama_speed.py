@@ -29,20 +29,15 @@ import datetime as _dt
 import json
 import os
 import platform
-import resource
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from _bench import rss_gb, run_child as bench_child, version  # noqa: E402
 OUT = HERE / "results" / "scanorama_speed.json"
 OURS, PACKAGE = "scanorama", "scanoramapy"
-
-
-def _rss_gb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2  # Linux: KiB
 
 
 def child(args) -> dict:
@@ -57,7 +52,7 @@ def child(args) -> dict:
     adata = si.datasets.simulate_counts(n_cells=args.n_cells, n_genes=2000, n_batches=args.n_batches, n_types=6,
                                         seed=args.seed)
     params = {"dimred": 100} if args.method == PACKAGE else {}  # the package's own default (the peer's is 50)
-    before = _rss_gb()
+    before = rss_gb()
     load0 = os.getloadavg()[0]
     t0, c0 = time.perf_counter(), time.process_time()
     with warnings.catch_warnings():
@@ -66,33 +61,17 @@ def child(args) -> dict:
         emb = model.fit(adata, batch_key="batch").embed()
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     return {"n_cells": args.n_cells, "n_batches": args.n_batches, "method": args.method, "device": args.device,
-            "wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "peak_rss_gb": round(_rss_gb(), 3),
+            "wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "peak_rss_gb": round(rss_gb(), 3),
             "rss_before_fit_gb": round(before, 3), "timings": getattr(model, "timings_", {}),
             "embedding_dims": int(emb.shape[1]), "finite": bool(np.isfinite(emb).all()),
             "load_average": [round(load0, 2), round(os.getloadavg()[0], 2)]}
 
 
 def run_child(n_cells: int, n_batches: int, method: str, args) -> dict:
-    with tempfile.TemporaryDirectory(prefix="scanorama_speed_") as tmp:
-        out = Path(tmp) / "result.json"
-        cmd = [sys.executable, __file__, "--child", "--n-cells", str(n_cells), "--n-batches", str(n_batches),
-               "--method", method, "--seed", str(args.seed), "--device", args.device, "--result", str(out)]
-        start = time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
-        if proc.returncode == 0 and out.exists():
-            return json.loads(out.read_text())
-        return {"n_cells": n_cells, "n_batches": n_batches, "method": method, "device": args.device,
-                "error": f"exit {proc.returncode}: {proc.stderr.strip()[-1500:]}",
-                "wall_s_until_error": round(time.perf_counter() - start, 1)}
-
-
-def _version(package: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(package)
-    except PackageNotFoundError:
-        return "not installed"
+    cmd = [sys.executable, __file__, "--child", "--n-cells", str(n_cells), "--n-batches", str(n_batches),
+           "--method", method, "--seed", str(args.seed), "--device", args.device]
+    return bench_child(cmd, {"n_cells": n_cells, "n_batches": n_batches, "method": method, "device": args.device},
+                       args.timeout)
 
 
 def _ratios(runs: list) -> list:
@@ -141,7 +120,7 @@ def main(argv=None) -> dict:
 
     out = {"runs": runs, "ratios": _ratios(runs),
            "goal": "ours <= 0.5 x the package's wall time at 50,000 cells in 10 batches",
-           "versions": {p: _version(p) for p in ("scintegrate", "scanorama", "torch", "numpy", "pynndescent")},
+           "versions": {p: version(p) for p in ("scintegrate", "scanorama", "torch", "numpy", "pynndescent")},
            "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                        "platform": platform.platform()},
            "date": _dt.datetime.now().isoformat(timespec="seconds"), "command": " ".join(sys.argv)}

@@ -440,34 +440,35 @@ def test_save_load_keeps_the_history_and_assignments(emb, tmp_path):
         loaded.embed(emb)
 
 
-def test_cli_takes_use_rep_and_per_covariate_lists(tmp_path):
+def _cli(tmp_path, adata, *args):
+    """Exit status of ``scintegrate integrate`` on ``adata`` (written to ``tmp_path``) with ``args``."""
     from scintegrate.cli import main
 
+    path = tmp_path / "in.h5ad"
+    if not path.exists():
+        adata.write_h5ad(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return main(["integrate", str(path), "--quiet", *args])
+
+
+def test_cli_takes_use_rep_and_per_covariate_lists(tmp_path):
     adata = _two_covariates(n=300)
     adata.obsm["X_scvi"] = adata.obsm.pop("X_pca")
     adata.X = np.zeros((adata.n_obs, 0), dtype=np.float32)
-    path, out = tmp_path / "in.h5ad", tmp_path / "out.h5ad"
-    adata.write_h5ad(path)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        assert main(["integrate", str(path), "--method", "harmony", "--batch-key", "donor", "--out", str(out),
-                     "--quiet", "--device", "cpu", "--param", "use_rep=X_scvi", "--param", "theta=[2.5]",
-                     "--param", "n_clusters=6"]) == 0
+    out = tmp_path / "out.h5ad"
+    assert _cli(tmp_path, adata, "--method", "harmony", "--batch-key", "donor", "--out", str(out), "--device", "cpu",
+                "--param", "use_rep=X_scvi", "--param", "theta=[2.5]", "--param", "n_clusters=6") == 0
     res = ad.read_h5ad(out)
     assert res.obsm["X_harmony"].shape == (300, 10) and res.uns["scintegrate"]["X_harmony"]["input"] == "embedding"
 
 
 def test_cli_batch_key_comma_list_corrects_several_columns(tmp_path):
-    from scintegrate.cli import main
-
     adata = _two_covariates(n=300)
     adata.X = np.zeros((adata.n_obs, 0), dtype=np.float32)
-    path, out = tmp_path / "in.h5ad", tmp_path / "out.h5ad"
-    adata.write_h5ad(path)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        assert main(["integrate", str(path), "--method", "harmony", "--batch-key", "donor,chem", "--out", str(out),
-                     "--quiet", "--device", "cpu", "--param", "n_clusters=6", "--param", "theta=[2, 1]"]) == 0
-        assert main(["integrate", str(path), "--method", "pca", "--batch-key", "donor,chem",
-                     "--out", str(tmp_path / "pca.h5ad"), "--quiet"]) == 2  # pca takes one column
+    out = tmp_path / "out.h5ad"
+    assert _cli(tmp_path, adata, "--method", "harmony", "--batch-key", "donor,chem", "--out", str(out),
+                "--device", "cpu", "--param", "n_clusters=6", "--param", "theta=[2, 1]") == 0
+    assert _cli(tmp_path, adata, "--method", "pca", "--batch-key", "donor,chem",
+                "--out", str(tmp_path / "pca.h5ad")) == 2  # pca takes one column
     assert list(ad.read_h5ad(out).uns["scintegrate"]["X_harmony"]["batch_key"]) == ["donor", "chem"]

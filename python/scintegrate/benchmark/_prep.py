@@ -50,9 +50,7 @@ def integration_data(adata, *, batch_key: str, n_features: int = 2000):
     from .. import pp
 
     work, has_counts = _input_data(adata, batch_key)
-    if has_counts:
-        pp.log_normalize(work)
-    features, _ = pp.select_features_any(work, batch_key=batch_key, n_features=n_features, counts=has_counts)
+    features, _ = pp.normalize_and_select(work, batch_key=batch_key, n_features=n_features, counts=has_counts)
     return work[:, list(features)].copy()
 
 

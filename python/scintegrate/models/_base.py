@@ -126,8 +126,8 @@ class IntegrationModel:
             if self.embedding_ is None:
                 raise ValueError("this model holds no training embedding; pass adata")
             return self.embedding_.copy()
-        if type(self)._embed_new is IntegrationModel._embed_new:
-            self._embed_new(adata, None)
+        if type(self)._embed_new is IntegrationModel._embed_new:  # embeds only its training cells: say so first,
+            self._embed_new(adata, None)  # before checking adata (raises NotImplementedError)
         key = batch_key if batch_key is not None else (getattr(self, "batch_key_", None) or "batch")
         if not self.embed_needs_batch and key not in adata.obs.columns:
             key = None

@@ -133,7 +133,8 @@ def _block_order(q, ref, ref_sq, metric: str):
 def _pair_knn_exact(A, B, k_ab: int, k_ba: int, metric: str):
     """Exact neighbours both ways between the rows of ``A`` and ``B`` (torch) from one pass over their distances,
     one block of rows at a time: ``(indices into B, distances)`` of each row of ``A`` (``nA x k_ab``) and the
-    same of ``B`` into ``A``. Used for Manhattan distances, whose computation (no matrix product) dominates."""
+    same of ``B`` into ``A``. Used where one pass over a pair serves both directions: Manhattan distances (no
+    matrix product, so their computation dominates) and ``scope="pair"``."""
     import torch
 
     nA, nB = A.shape[0], B.shape[0]

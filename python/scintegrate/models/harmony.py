@@ -171,10 +171,8 @@ class Harmony(IntegrationModel):
                              "(use_rep), where single-cell batches are fine")
         work = data.to_anndata("batch")
         with self._stage("input_pcs"):
-            if data.is_counts:
-                pp.log_normalize(work)
-            features, how = pp.select_features_any(work, batch_key="batch", n_features=self.params["n_features"],
-                                                   counts=data.is_counts)
+            features, how = pp.normalize_and_select(work, batch_key="batch", n_features=self.params["n_features"],
+                                                    counts=data.is_counts)
             n_comps = self.params["n_comps"]
             if n_comps > min(work.n_obs, len(features)) - 1:
                 raise ValueError(f"n_comps={n_comps} PCs need more than {n_comps} cells and features; this data has "

@@ -50,10 +50,8 @@ class PCABaseline(IntegrationModel):
 
         work = data.to_anndata("batch")
         with self._stage("pca"):
-            if data.is_counts:
-                pp.log_normalize(work)
-            features, how = pp.select_features_any(work, batch_key="batch", n_features=self.params["n_features"],
-                                                   counts=data.is_counts)
+            features, how = pp.normalize_and_select(work, batch_key="batch", n_features=self.params["n_features"],
+                                                    counts=data.is_counts)
             pp.scale_data(work, features=features)
             pp.run_pca(work, n_comps=self.params["n_comps"], seed=self.seed)
         self.embedding_ = np.asarray(work.obsm["X_pca"], dtype=np.float32)

@@ -102,10 +102,8 @@ class Scanorama(IntegrationModel):
         p = self.params
         work = data.to_anndata("batch")
         with self._stage("input"):
-            if data.is_counts:
-                pp.log_normalize(work)
-            features, how = pp.select_features_any(work, batch_key="batch", n_features=p["n_features"],
-                                                   counts=data.is_counts)
+            features, how = pp.normalize_and_select(work, batch_key="batch", n_features=p["n_features"],
+                                                    counts=data.is_counts)
             X = core.l2_normalize_rows(work[:, list(features)].X)
         names = sorted(data.batch_levels)  # batches in the order of their names: nothing depends on input order
         codes = np.searchsorted(names, np.asarray(data.batch_levels)[data.batch])

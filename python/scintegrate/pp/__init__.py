@@ -15,15 +15,16 @@ True
 
 from .cluster import cluster_graph, find_clusters, seurat_cluster_labels
 from .graph import find_neighbors, snn_from_knn, snn_graph
-from .hvg import (find_variable_features, integration_features_from_lists, select_features_any,
-                  select_integration_features, vst)
+from .hvg import (find_variable_features, integration_features_from_lists, normalize_and_select,
+                  select_features_any, select_integration_features, vst)
 from .normalize import log_normalize, log_normalize_matrix
 from .pca import pca, run_pca
 from .scale import scale_data, scale_matrix
 
 __all__ = [
     "log_normalize", "log_normalize_matrix",
-    "find_variable_features", "select_integration_features", "integration_features_from_lists", "select_features_any", "vst",
+    "find_variable_features", "select_integration_features", "integration_features_from_lists", "select_features_any",
+    "normalize_and_select", "vst",
     "scale_data", "scale_matrix",
     "run_pca", "pca",
     "snn_graph", "snn_from_knn", "find_neighbors", "cluster_graph", "find_clusters", "seurat_cluster_labels",

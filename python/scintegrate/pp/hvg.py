@@ -262,3 +262,21 @@ def select_features_any(work, *, batch_key: str, n_features: int = 2000, counts:
         features = select_integration_features(work, batch_key=batch_key, n_features=n_features,
                                                fvf_n_features=n_features, layer=None)
     return features, "per-batch vst on the given (non-count) values"
+
+
+def normalize_and_select(work, *, batch_key: str, n_features: int = 2000, counts: bool = True):
+    """The first steps every Seurat-style input takes: ``work`` log-normalised in place when it holds counts
+    (:func:`~scintegrate.pp.log_normalize`), then its features by :func:`select_features_any`; returns
+    ``(features, how)``.
+
+    >>> import anndata as ad, numpy as np, pandas as pd
+    >>> work = ad.AnnData(np.random.default_rng(0).poisson(2, (40, 30)).astype(np.float32),
+    ...                   obs=pd.DataFrame({"b": ["x", "y"] * 20}))
+    >>> normalize_and_select(work, batch_key="b", n_features=10)[1]
+    'SelectIntegrationFeatures over per-batch vst'
+    """
+    if counts:
+        from .normalize import log_normalize
+
+        log_normalize(work)
+    return select_features_any(work, batch_key=batch_key, n_features=n_features, counts=counts)
