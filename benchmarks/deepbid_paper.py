@@ -109,11 +109,11 @@ def part_peers(out: dict, args) -> None:
         model = res.pop("_model")
         res["scib"] = _scib(model.embed(), adata, X_unint, args.seed)
         row["deepbid"] = res
-        for peer, extra in (("harmonypy", {}), ("scvi", {"max_epochs": args.scvi_epochs, "device": "cpu"})):
+        for peer, extra in (("harmonypy", {}), ("scvitools", {"max_epochs": args.scvi_epochs, "device": "cpu"})):
             if peer not in available_peers():
                 row[peer] = {"skipped": f"{peer} is not installed"}
                 continue
-            if peer == "scvi" and not is_counts:
+            if peer == "scvitools" and not is_counts:
                 row[peer] = {"skipped": "scVI needs raw counts; this set is log-normalised"}
                 continue
             t0 = time.time()

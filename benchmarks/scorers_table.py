@@ -24,6 +24,7 @@ Usage::
 
     nice .venv/bin/python benchmarks/scorers_table.py                        # every set, method and peer
     nice .venv/bin/python benchmarks/scorers_table.py --seeds 0,1,2
+    nice .venv/bin/python benchmarks/scorers_table.py --methods bermuda --params '{"bermuda": {"code_norm": "none"}}'
     nice .venv/bin/python benchmarks/scorers_table.py --datasets mixology_3cl --methods pca --peers none \\
         --out-dir /tmp/scorers_check                                         # a quick look (~2 minutes)
 
@@ -105,7 +106,7 @@ def child(name: str, seed: int, args, result_path: Path) -> int:
                 warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             df = run_benchmark(adata, methods=args.methods, peers=args.peers, scorer="both", out_dir=tmp,
-                               seed=seed, progress=False, umap=False)
+                               seed=seed, progress=False, umap=False, method_params=json.loads(args.params))
         scib = pd.DataFrame.from_dict(df.attrs["scib_metrics"], orient="tight")
         rows = []
         for method in df.index:
@@ -161,7 +162,7 @@ def run_one(name: str, seed: int, args, data_dir: Path) -> dict:
                SCINTEGRATE_SHARED_DATA=str(data_dir))
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", "--datasets", name, "--seeds", str(seed),
            "--methods", ",".join(args.methods), "--peers", ",".join(args.peers) or "none",
-           "--threads", threads]
+           "--threads", threads, "--params", args.params]
     with tempfile.TemporaryDirectory(prefix="scorers_table_") as tmp:
         result_path, log_path = Path(tmp) / "result.json", Path(tmp) / "log.txt"
         t0 = time.perf_counter()
@@ -284,7 +285,8 @@ def metadata(args, data_dir: Path) -> dict:
     return {"script": "benchmarks/scorers_table.py",
             "date": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
             "command": shlex.join([sys.executable] + sys.argv), "datasets": args.datasets, "methods": args.methods,
-            "peers": args.peers, "seeds": args.seeds, "threads": args.threads, "cores": os.cpu_count(),
+            "peers": args.peers, "params": json.loads(args.params), "seeds": args.seeds, "threads": args.threads,
+            "cores": os.cpu_count(),
             "cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
             "load_avg_before": list(os.getloadavg()), "machine": platform.platform(),
             "python": platform.python_version(), "data_dir": str(data_dir), "versions": versions, "git": git}
@@ -310,6 +312,8 @@ def main(argv=None) -> int:
     ap.add_argument("--peers", default=None,
                     help="comma list of peers, or 'none' (default: every installed peer)")
     ap.add_argument("--seeds", default="0", help="comma list of seeds; each is a separate run")
+    ap.add_argument("--params", default="{}",
+                    help='JSON of non-default parameters per method, e.g. \'{"bermuda": {"code_norm": "none"}}\'')
     ap.add_argument("--threads", type=int, default=1,
                     help="torch / BLAS threads (1 is faster on a shared, oversubscribed 2-core box)")
     ap.add_argument("--out-dir", default=str(RESULTS))

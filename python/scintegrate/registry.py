@@ -50,7 +50,9 @@ class MethodSpec:
     cells take seconds (contract tests, smoke checks); they are not defaults. ``min_batch_cells``: a batch
     with fewer cells is refused; ``small_batch_cells``: a batch with fewer cells is warned about.
     ``multi_batch``: ``batch_key`` may name several columns (covariates corrected together); other methods
-    refuse a list of more than one column.
+    refuse a list of more than one column. ``python_env`` (peers): an environment variable naming another
+    Python interpreter that runs the peer when ``requires`` cannot be imported here (e.g. a package that
+    needs NumPy 2).
     """
 
     name: str
@@ -68,6 +70,7 @@ class MethodSpec:
     min_batch_cells: int = 1
     small_batch_cells: int = 0
     multi_batch: bool = False
+    python_env: str = ""
 
     def __post_init__(self):
         if not self.name or self.name != self.name.lower() or not self.name.replace("_", "").isalnum():
@@ -93,8 +96,17 @@ class MethodSpec:
         return getattr(importlib.import_module(module), cls)
 
     def is_installed(self) -> bool:
-        """Whether the required packages and the model's module can be found (nothing is imported)."""
-        return all(_findable(m) for m in (*self.requires, self.model.split(":")[0]))
+        """Whether the required packages (or the interpreter of ``python_env``) and the model's module can be
+        found (nothing is imported)."""
+        if not _findable(self.model.split(":")[0]):
+            return False
+        return all(_findable(m) for m in self.requires) or self.runs_elsewhere()
+
+    def runs_elsewhere(self) -> bool:
+        """Whether the peer runs in the interpreter named by ``python_env`` (set, existing, requires not here)."""
+        if not self.python_env or all(_findable(m) for m in self.requires):
+            return False
+        return os.path.isfile(os.environ.get(self.python_env, ""))
 
     def outputs(self) -> Dict[str, List[str]]:
         """What ``integrate`` writes: ``{"obsm": [...], "obs": [...], "layers": [...]}``."""
@@ -211,7 +223,21 @@ register(MethodSpec(
     description="the scanorama package on the log-normalised integration features (Hie et al. 2019)",
     input=("counts", "log"), allow_negative=True))
 register(MethodSpec(
-    name="scvi", model="scintegrate.benchmark.peers:ScviTools", kind="peer", requires=("scvi",),
+    name="scvi", model="scintegrate.models.scvi:SCVI",
+    description="scVI (Lopez et al. 2018): conditional VAE of the counts, ZINB decoder, batch as the condition",
+    quick_params={"max_epochs": 3, "n_hidden": 32}, min_batch_cells=1))
+register(MethodSpec(
+    name="trvae", model="scintegrate.models.trvae:TRVAE",
+    description="trVAE (Lotfollahi et al. 2020): conditional VAE of the counts, NB decoder, MMD between batches",
+    quick_params={"max_epochs": 3, "hidden": [32, 16]}, min_batch_cells=1))
+register(MethodSpec(
+    name="cvae", model="scintegrate.models.cvae:CVAE",
+    description="conditional VAE of log-normalised values (Gaussian likelihood), for data without counts",
+    input=("counts", "log"), allow_negative=True, quick_params={"max_epochs": 3, "hidden": [32, 16]},
+    min_batch_cells=1))
+register(MethodSpec(
+    name="scvitools", model="scintegrate.benchmark.peers:ScviTools", kind="peer", requires=("scvi",),
+    python_env="SCINTEGRATE_SCVI_PYTHON",
     description="scvi-tools' SCVI on the raw counts of the integration features (Lopez et al. 2018)"))
 register(MethodSpec(
     name="combat", model="scintegrate.benchmark.peers:ComBat", kind="peer", requires=("scanpy",),

@@ -67,15 +67,15 @@ def test_peer_input_checks(adata):
 
 
 def test_scvi_needs_counts(adata):
-    if "scvi" not in available_peers():
+    if "scvitools" not in available_peers():
         pytest.skip("scvi-tools is not installed")
     adata.X = adata.X.astype(np.float32) * 0.37
     with pytest.raises(ValueError, match="scVI needs raw counts"):
-        run_peer(adata, "scvi", batch_key="batch", seed=0)
+        run_peer(adata, "scvitools", batch_key="batch", seed=0)
 
 
 def test_scvi_runs_briefly(adata):
-    if "scvi" not in available_peers():
+    if "scvitools" not in available_peers():
         pytest.skip("scvi-tools is not installed")
-    emb = run_peer(adata, "scvi", batch_key="batch", seed=0, max_epochs=2, n_latent=8, device="cpu")
+    emb = run_peer(adata, "scvitools", batch_key="batch", seed=0, max_epochs=2, n_latent=8, device="cpu")
     assert emb.shape == (adata.n_obs, 8) and np.isfinite(emb).all()

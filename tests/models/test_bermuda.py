@@ -74,9 +74,10 @@ def test_architecture_and_init():
     assert not isinstance(list(ae.encoder.modules())[-1], torch.nn.ReLU)  # linear code
 
 
-@pytest.mark.parametrize("code_norm", ["none", "matched"])
+@pytest.mark.parametrize("code_norm", ["none", "matched", "sphere"])
 def test_loss_is_sum_of_cluster_mse_plus_weighted_mmd(code_norm):
-    """Eqs. 6-8 on the published network's raw codes, and on codes standardised by the matched cells' statistics."""
+    """Eqs. 6-8 on the published network's raw codes, on codes standardised by the matched cells' statistics, and
+    on codes scaled to norm sqrt(code_dim)."""
     torch.manual_seed(0)
     ae = BermudaAE(12, hidden=8, code_dim=3, code_norm=code_norm)
     x = torch.rand(3 * 7, 12)
@@ -88,6 +89,8 @@ def test_loss_is_sum_of_cluster_mse_plus_weighted_mmd(code_norm):
         code = ae.encoder(x)
         if code_norm == "matched":
             code = (code - code.mean(0)) / (code.var(0, unbiased=False) + 1e-5).sqrt()
+        if code_norm == "sphere":
+            code = code / code.norm(dim=1, keepdim=True) * 3 ** 0.5
         recon = ae.decoder(code)
     blocks = [slice(7 * k, 7 * (k + 1)) for k in range(3)]
     reco = sum(torch.nn.functional.mse_loss(recon[b], x[b]) for b in blocks)
@@ -155,10 +158,39 @@ def test_code_norm_standardises_by_matched_clusters():
     with torch.no_grad():
         ae.encoder.net[2].weight.mul_(0.3), ae.encoder.net[2].bias.mul_(0.3)
     assert float(ae.loss({"x": x, "lam": 1.0})["mmd"]) == pytest.approx(before, rel=1e-3)
-    plain = BermudaAE(n_genes=12, hidden=8, code_dim=3)  # default: the published network
+    plain = BermudaAE(n_genes=12, hidden=8, code_dim=3, code_norm="none")
     assert "code_mean" not in plain.state_dict()  # the published network: raw codes, nothing extra saved
     with pytest.raises(ValueError, match="code_norm must be one of"):
         BermudaAE(n_genes=12, code_norm="batch")
+
+
+def test_sphere_code_has_fixed_norm_so_shrinking_cannot_lower_the_mmd():
+    """The default: every code (training and encode) has norm sqrt(code_dim); shrinking the raw codes leaves the
+    MMD unchanged, while the published network's MMD falls when the codes shrink."""
+    torch.manual_seed(0)
+    ae = BermudaAE(n_genes=12, hidden=8, code_dim=4)
+    assert ae.code_norm == "sphere"
+    ae.set_cluster_pairs(3, torch.tensor([[0, 1]]))
+    x = torch.rand(3 * 20, 12)
+    for code in (ae._training_code(x, 3, ae.pairs), ae.encode(x)):
+        np.testing.assert_allclose(code.detach().norm(dim=1).numpy(), 2.0, rtol=1e-5)
+    plain = BermudaAE(n_genes=12, hidden=8, code_dim=4, code_norm="none")
+    plain.load_state_dict(ae.state_dict())
+    plain.set_cluster_pairs(3, ae.pairs)
+    mmd = {"sphere": float(ae.loss({"x": x, "lam": 1.0})["mmd"]), "none": float(plain.loss({"x": x, "lam": 1.0})["mmd"])}
+    with torch.no_grad():
+        for net in (ae, plain):
+            net.encoder.net[2].weight.mul_(0.3), net.encoder.net[2].bias.mul_(0.3)
+    assert float(ae.loss({"x": x, "lam": 1.0})["mmd"]) == pytest.approx(mmd["sphere"], rel=1e-4)
+    assert float(plain.loss({"x": x, "lam": 1.0})["mmd"]) < 0.5 * mmd["none"]
+
+
+def test_auto_code_norm_is_the_sphere_except_for_a_2d_code():
+    assert BERMUDA(progress=False).params["code_norm"] == "sphere"
+    assert BERMUDA(code_dim=2, hidden=20, progress=False).params["code_norm"] == "none"  # a circle is 1-D
+    assert BERMUDA(code_norm="matched", progress=False).params["code_norm"] == "matched"
+    with pytest.raises(ValueError, match="code_norm must be one of"):
+        BERMUDA(code_norm="circle")
 
 
 # ---------------------------------------------------------------- model
@@ -442,24 +474,23 @@ def _times_out(Z, members, rest):
 
 @pytest.mark.slow
 def test_unmatched_cluster_does_not_run_away_on_10x(shared_data):
-    """pbmc_10x_chemistries: the published network (code_norm="none", the default) puts the one unmatched
-    cluster at 15-17 times the spread of the matched ones (k-means NMI 0.02); code_norm="matched" keeps it
-    within a few times that spread and k-means finds the 3 labels."""
+    """pbmc_10x_chemistries: the published network (code_norm="none") puts the one unmatched cluster at 15-17
+    times the spread of the matched ones (k-means NMI 0.02); the default code on the sphere keeps it within a
+    few times that spread, k-means finds the 3 labels and no cluster is announced as outlying."""
     import anndata as ad
     from sklearn.cluster import KMeans
     from sklearn.metrics import normalized_mutual_info_score
 
     adata = ad.read_h5ad(shared_data / "pbmc_10x_chemistries.h5ad")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # the unmatched cluster is announced
-        model = BERMUDA(code_norm="matched", seed=0, progress=False).fit(adata, batch_key="batch")
+    model = BERMUDA(seed=0, progress=False).fit(adata, batch_key="batch")
+    assert model.params["code_norm"] == "sphere" and model.outlying_clusters_ == {}
     Z, clusters = model.embed(), model.cluster_labels_.astype(str)
     matched = {c for pair in model.cluster_pairs_ for c in pair}
     unmatched = [c for c in model.cluster_names_ if c not in matched]
     assert unmatched, "the case needs an unmatched cluster"
     is_matched = np.isin(clusters, list(matched))
     times = {c: round(_times_out(Z, clusters == c, is_matched), 2) for c in unmatched}
-    assert max(times.values()) < 6, times  # published network: 15-17
+    assert max(times.values()) < 4, times  # published network: 15-17; sphere 1.7-2.0
     km = KMeans(3, n_init=10, random_state=0).fit_predict(Z)
     assert normalized_mutual_info_score(adata.obs["cell_type"], km) > 0.7
 

@@ -75,6 +75,66 @@ def test_nndescent_search_finds_the_exact_matches(monkeypatch):
     assert len(pairs(exact) & pairs(approx)) >= 0.95 * len(pairs(exact))
 
 
+def _clustered(sizes, dim=10, n_types=5, seed=0):
+    """Batches of cells around shared type centres (structure the inverted lists can use)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(n_types, dim)) * 3
+    E = np.concatenate([centres[rng.integers(0, n_types, n)] + rng.normal(size=(n, dim)) for n in sizes])
+    return E.astype(np.float32), [np.arange(sum(sizes[:b]), sum(sizes[:b + 1])) for b in range(len(sizes))]
+
+
+def test_inverted_lists_partition_the_rows_and_do_not_depend_on_their_order():
+    R = torch.as_tensor(_clustered([600])[0])
+    C, order, offsets = core._kmeans_lists(R, 12, seed=0)
+    assert C.shape == (12, 10) and offsets[-1] == 600
+    assert sorted(order.tolist()) == list(range(600))  # every row in exactly one list
+    nearest = torch.cdist(R, C).argmin(1)  # after the last round every row is in its nearest centre's list
+    for l in range(12):
+        assert set(nearest[order[offsets[l]:offsets[l + 1]]].tolist()) <= {l}
+    perm = torch.randperm(600, generator=torch.Generator().manual_seed(1))
+    C2 = core._kmeans_lists(R[perm], 12, seed=0)[0]
+    torch.testing.assert_close(C2, C, atol=1e-4, rtol=1e-4)  # the same centres from the shuffled rows
+
+
+def test_inverted_list_search_is_exact_when_every_list_is_probed_and_close_when_a_tenth_is():
+    E, cells = _clustered([3000, 2500])
+    Q, R = (torch.as_tensor(E[c]) for c in cells)
+    R = R / R.norm(dim=1, keepdim=True)
+    Q = Q / Q.norm(dim=1, keepdim=True)
+    exact_i, exact_d = core._knn_into_exact(Q, R, 20, "manhattan")
+    lists = core._kmeans_lists(R, 50, seed=0)
+    all_i, all_d = core._knn_into_ivf(Q, R, 20, lists, n_probe=50, metric="manhattan")
+    np.testing.assert_allclose(all_d, exact_d, rtol=1e-5)
+    tenth_i, tenth_d = core._knn_into_ivf(Q, R, 20, lists, n_probe=5, metric="manhattan")
+    recall = np.mean([len(set(a) & set(b)) / 20 for a, b in zip(tenth_i, exact_i)])
+    assert recall > 0.8, recall
+    assert np.all(np.diff(tenth_d, axis=1) >= 0) and np.all(tenth_d[:, -1] >= exact_d[:, -1] - 1e-5)
+
+
+def test_inverted_list_matching_keeps_most_exact_matches(monkeypatch):
+    E, cells = _clustered([2500, 2000, 1500], seed=2)
+    exact = core.find_matches(E, cells, knn=20, method="exact")
+    monkeypatch.setattr(core, "IVF_MIN", 1000)  # lists for every batch
+    approx = core.find_matches(E, cells, knn=20, method="ivf", seed=0)
+    pairs = lambda m: {(k, x, y) for k, (a, b) in m.items() for x, y in zip(a.tolist(), b.tolist())}
+    assert len(pairs(exact) & pairs(approx)) >= 0.85 * len(pairs(exact))
+    assert len(pairs(approx) - pairs(exact)) <= 0.15 * len(pairs(exact))
+    with pytest.raises(ValueError, match="knn_method must be"):
+        core.find_matches(E, cells, method="annoy")
+
+
+def test_auto_search_is_exact_for_small_data_and_inverted_lists_above(monkeypatch):
+    E, cells = _clustered([300, 200])
+    used = []
+    real = core._ivf_search
+    monkeypatch.setattr(core, "_ivf_search", lambda *a, **k: used.append("ivf") or real(*a, **k))
+    core.find_matches(E, cells, method="auto")
+    assert used == []
+    monkeypatch.setattr(core, "EXACT_MAX", 400)
+    core.find_matches(E, cells, method="auto")
+    assert used == ["ivf"]
+
+
 def test_panorama_edge_weights_and_merge_order():
     matches = {(0, 1): (np.array([0, 0, 1]), np.array([2, 3, 3])),  # 2 of 4 cells, 2 of 5 cells
                (0, 2): (np.array([0, 1, 2, 3]), np.array([0, 0, 0, 0])),  # 4 of 4, 1 of 10

@@ -81,3 +81,23 @@ def test_mlp_shapes_and_condition_required():
         net(torch.zeros(4, 5))
     with pytest.raises(ValueError, match="at least"):
         MLP([5])
+
+
+def test_nb_nll_on_sparse_counts_equals_the_dense_formula_with_gradients():
+    """Mostly-zero counts take the path that evaluates the gamma functions on non-zero entries only."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.poisson(torch.rand(40, 30, generator=g) * 0.1, generator=g).double()
+    assert 0 < float((x > 0).double().mean()) < 0.2
+    mu = (torch.rand(40, 30, generator=g, dtype=torch.float64) * 5).requires_grad_()
+    theta = (torch.rand(30, generator=g, dtype=torch.float64) + 0.1).requires_grad_()
+    got = nb_nll(x, mu, theta)
+    want = -stats.nbinom.logpmf(x.numpy(), theta.detach().numpy(), (theta / (theta + mu)).detach().numpy())
+    np.testing.assert_allclose(got.detach().numpy(), want, rtol=1e-6, atol=1e-8)
+    got.sum().backward()
+    g_mu, g_theta = mu.grad.clone(), theta.grad.clone()
+    mu.grad, theta.grad = None, None
+    dense = (torch.lgamma(theta) + torch.lgamma(x + 1) - torch.lgamma(x + theta)
+             - theta * torch.log(theta / (theta + mu)) - x * torch.log(mu / (theta + mu)))
+    dense.sum().backward()
+    torch.testing.assert_close(g_mu, mu.grad, rtol=1e-5, atol=1e-8)  # the reference has no eps terms
+    torch.testing.assert_close(g_theta, theta.grad, rtol=1e-5, atol=1e-8)

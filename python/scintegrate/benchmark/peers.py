@@ -31,6 +31,9 @@ from .._device import seeded
 from ..models._base import IntegrationModel
 from ._prep import counts_matrix, integration_data, pca_of, unintegrated_pca
 
+#: the environment variable naming a Python interpreter with scvi-tools (when it is not importable here)
+SCVI_PYTHON_ENV = "SCINTEGRATE_SCVI_PYTHON"
+
 
 class PeerModel(IntegrationModel):
     """Base of the peers: ``_run(adata)`` returns the embedding; the package is imported at fit time."""
@@ -42,7 +45,7 @@ class PeerModel(IntegrationModel):
 
     def _fit(self, adata, data) -> None:
         spec = self.spec()
-        for module in spec.requires:
+        for module in () if spec.runs_elsewhere() else spec.requires:
             try:
                 importlib.import_module(module)
             except ImportError as err:
@@ -107,9 +110,14 @@ class ScanoramaPy(PeerModel):
 
 
 class ScviTools(PeerModel):
-    """scVI latent space (scvi-tools defaults: 1 hidden layer of 128, 10 latent dims, NB likelihood)."""
+    """scVI latent space (scvi-tools defaults: 1 hidden layer of 128, 10 latent dims, ZINB likelihood).
 
-    method, package = "scvi", "scvi-tools"
+    Runs in this process when scvi-tools imports here; otherwise in the Python environment named by the
+    environment variable ``SCINTEGRATE_SCVI_PYTHON`` (scvi-tools needs NumPy 2, R's reticulate NumPy 1), through
+    ``_scvitools_child.py`` on a temporary h5ad of the integration features' counts.
+    """
+
+    method, package = "scvitools", "scvi-tools"
 
     def __init__(self, *, n_latent: int = 10, max_epochs=None, n_features: int = 2000, seed: int = 0,
                  device: str = "auto", progress: bool = False, **scvi_params):
@@ -119,12 +127,16 @@ class ScviTools(PeerModel):
     def _run(self, adata, batch_key):
         if counts_matrix(adata) is None:
             raise ValueError("scVI needs raw counts (adata.X or adata.layers['counts']); this data is not counts")
-        import scvi as scvi_tools
-
         p = dict(self.params)
         seed, n_latent, max_epochs = p.pop("seed"), p.pop("n_latent"), p.pop("max_epochs")
         work = integration_data(adata, batch_key=batch_key, n_features=p.pop("n_features"))
         accelerator = "cpu" if self.device.type == "cpu" else "gpu"
+        if self.spec().runs_elsewhere():
+            return _scvitools_elsewhere(work, batch_key, seed=seed, accelerator=accelerator,
+                                        model={"n_latent": n_latent, **p},
+                                        train={} if max_epochs is None else {"max_epochs": int(max_epochs)})
+        import scvi as scvi_tools
+
         # scvi.settings.seed seeds the global generators: restore them afterwards
         with seeded(seed), _quiet_loggers(not self.progress, "lightning", "lightning.pytorch", "lightning.fabric"):
             scvi_tools.settings.seed = seed
@@ -132,6 +144,35 @@ class ScviTools(PeerModel):
             model = scvi_tools.model.SCVI(work, n_latent=n_latent, **p)
             model.train(max_epochs=max_epochs, accelerator=accelerator, enable_progress_bar=self.progress)
             return np.asarray(model.get_latent_representation(), dtype=np.float32)
+
+
+def _scvitools_elsewhere(work, batch_key, *, seed, accelerator, model, train) -> np.ndarray:
+    """scvi-tools' SCVI in the interpreter ``$SCINTEGRATE_SCVI_PYTHON`` (see :class:`ScviTools`)."""
+    import json
+    import os
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    import anndata as ad
+
+    python = os.environ.get(SCVI_PYTHON_ENV, "")
+    if not python or not Path(python).exists():
+        raise ImportError(f"peer 'scvitools' needs scvi-tools: pip install scvi-tools, or set {SCVI_PYTHON_ENV} to "
+                          "the python of an environment that has it")
+    with tempfile.TemporaryDirectory(prefix="scvitools_") as tmp:
+        tmp = Path(tmp)
+        ad.AnnData(X=work.layers["counts"], obs=pd.DataFrame({"batch": work.obs[batch_key].astype(str).to_numpy()},
+                                                          index=work.obs_names)).write_h5ad(tmp / "in.h5ad")
+        (tmp / "params.json").write_text(json.dumps({"seed": int(seed), "accelerator": accelerator, "model": model,
+                                                     "train": train}))
+        child = Path(__file__).with_name("_scvitools_child.py")
+        done = subprocess.run([python, str(child), str(tmp / "in.h5ad"), str(tmp / "params.json"),
+                               str(tmp / "out.npz")], capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"scvi-tools failed in {python}: {done.stderr.strip().splitlines()[-1:]}")
+        with np.load(tmp / "out.npz") as out:
+            return out["latent"]
 
 
 class ComBat(PeerModel):

@@ -9,7 +9,8 @@ import importlib
 _CLASSES = {"IntegrationModel": "scintegrate.models._base", "IntegrationResult": "scintegrate.models._base",
             "PCABaseline": "scintegrate.models.pca_baseline", "BERMUDA": "scintegrate.models.bermuda",
             "DeepBID": "scintegrate.models.deepbid", "Harmony": "scintegrate.models.harmony",
-            "Scanorama": "scintegrate.models.scanorama"}
+            "Scanorama": "scintegrate.models.scanorama", "SCVI": "scintegrate.models.scvi",
+            "TRVAE": "scintegrate.models.trvae", "CVAE": "scintegrate.models.cvae"}
 
 
 def __getattr__(name):

@@ -6,7 +6,8 @@ The steps, in the order :class:`scintegrate.models.scanorama.Scanorama` runs the
   randomized SVD of the merged matrix (the embedding is ``U * s``);
 - :func:`find_matches`: mutual nearest neighbours (MNN) between every pair of batches, on the embedding
   scaled to unit length: the ``knn`` neighbours of each cell among the cells of all other batches (searched
-  pair of batches by pair, exact blocked torch search or pynndescent for large data, and merged), a pair
+  pair of batches by pair, exact blocked torch search, inverted lists in torch for large data or pynndescent,
+  and merged), a pair
   ``(a, b)`` being mutual when each is among the other's; sparse index pairs, never a cells x cells matrix;
 - :func:`alignment_scores` and :func:`merge_order`: the panorama graph, edge weight
   ``max(n_i^M / n_i, n_j^M / n_j)`` (``n_i^M``: cells of batch ``i`` with a match in ``j``), edges above
@@ -15,7 +16,8 @@ The steps, in the order :class:`scintegrate.models.scanorama.Scanorama` runs the
   translation (:func:`smoothed_translation`); the steps are returned so that :func:`replay` applies the
   same merges to another matrix (the corrected expression).
 
-Unlike the package, nothing depends on the order of the cells or of the batches: a cell's neighbours are
+Unlike the package, nothing depends on the order of the cells or of the batches (the inverted lists of large
+data start from centres chosen by value, so up to float rounding): a cell's neighbours are
 searched among all other batches at once (the package searches the batches listed before it, then those
 after it), batches are numbered in the order of their names, and ties of the merge order are broken by the
 data. With two batches the neighbours are those of the package's exact search (``approx=False``).
@@ -40,10 +42,13 @@ from typing import Dict, List, Sequence, Tuple
 import numpy as np
 import scipy.sparse as sp
 
-#: data of at most this many cells is searched exactly on the CPU (``method="auto"``)
-EXACT_MAX = 60_000
+#: data of at most this many cells is searched exactly on the CPU (``method="auto"``; inverted lists above)
+EXACT_MAX = 20_000
 #: batches of at most this many cells are searched exactly also with pynndescent
 NNDESCENT_MIN = 4096
+#: inverted-list search (``method="ivf"``): batches of at most this many cells are searched exactly; lists per
+#: square root of the batch size; share of the lists probed per query
+IVF_MIN, IVF_LISTS_PER_SQRT, IVF_PROBE_SHARE = 2048, 1.0, 0.10
 #: elements of one block of a distance or kernel matrix (32 MiB of float32)
 BLOCK_ELEMENTS = 1 << 23
 #: elements of one block of the merging kernel (4 MiB: it is updated in place several times, so it stays in cache)
@@ -205,9 +210,13 @@ def find_matches(E, cells: Sequence[np.ndarray], *, knn: int = 20, metric: str =
     searched among the cells of all other batches at once (the package searches the batches before, then
     after, a batch: an order it depends on); ``"pair"``: ``knn`` in each other batch. Returns
     ``{(i, j): (a, b)}`` for ``i < j`` with at least one pair: ``a`` indexes ``cells[i]``, ``b`` ``cells[j]``.
-    ``method``: ``"exact"`` (blocked torch search on ``device``), ``"nndescent"`` (pynndescent, an index per
-    batch; batches of a few thousand cells are searched exactly) or ``"auto"`` (exact on CUDA or up to
-    :data:`EXACT_MAX` cells).
+    ``method``: ``"exact"`` (blocked torch search on ``device``), ``"ivf"`` (inverted lists: a torch k-means
+    of each batch into ``sqrt(n)`` lists, each query searched exactly in the 10% of lists whose centres are
+    nearest; batches of at most :data:`IVF_MIN` cells are searched exactly), ``"nndescent"`` (pynndescent, an
+    index per batch; batches of a few thousand cells are searched exactly) or ``"auto"`` (exact on CUDA or
+    up to :data:`EXACT_MAX` cells, inverted lists above). The approximate searches find most, not all, exact
+    neighbours (recall in ``benchmarks/results/scanorama_recall.md``; the package's own default, Annoy with
+    10 trees, finds fewer).
     """
     import torch
 
@@ -219,9 +228,9 @@ def find_matches(E, cells: Sequence[np.ndarray], *, knn: int = 20, metric: str =
     U = E / E.norm(dim=1, keepdim=True).clamp_min(1e-12)
     n = sum(len(c) for c in cells)
     if method == "auto":
-        method = "exact" if (torch.device(device).type == "cuda" or n <= EXACT_MAX) else "nndescent"
-    if method not in ("exact", "nndescent"):
-        raise ValueError(f"knn_method must be 'auto', 'exact' or 'nndescent', got {method!r}")
+        method = "exact" if (torch.device(device).type == "cuda" or n <= EXACT_MAX) else "ivf"
+    if method not in ("exact", "ivf", "nndescent"):
+        raise ValueError(f"knn_method must be 'auto', 'exact', 'ivf' or 'nndescent', got {method!r}")
     parts = [U[torch.as_tensor(np.asarray(c), device=U.device)] for c in cells]
     if method == "exact" and scope == "others" and metric == "euclidean":  # one matrix product per batch
         rows = np.concatenate([np.asarray(c, dtype=np.int64) for c in cells])
@@ -234,12 +243,13 @@ def find_matches(E, cells: Sequence[np.ndarray], *, knn: int = 20, metric: str =
                                      metric)
             neighbours.append(rest[idx])
         return _group_mutual(cells, neighbours, n)
-    into = _nndescent_search(parts, knn, metric, seed) if method == "nndescent" else None
+    search = {"nndescent": _nndescent_search, "ivf": _ivf_search}.get(method)
+    into = None if search is None else search(parts, knn, metric, seed)
     matches, best = {}, [None] * len(cells)
     for i in range(len(cells)):
         for j in range(i + 1, len(cells)):
             k_ij, k_ji = min(knn, len(cells[j])), min(knn, len(cells[i]))
-            if into is None:  # one pass over the pair's distances gives both directions
+            if into is None or not {i, j} & getattr(into, "indexed", {i, j}):  # exact: one pass gives both ways
                 (nn_ij, d_ij), (nn_ji, d_ji) = _pair_knn_exact(parts[i], parts[j], k_ij, k_ji, metric)
             else:
                 (nn_ij, d_ij), (nn_ji, d_ji) = into(i, j, k_ij), into(j, i, k_ji)
@@ -273,6 +283,91 @@ def _group_mutual(cells, neighbours, n: int):
         sel = pair == key
         matches[(int(key // len(cells)), int(key % len(cells)))] = (local[a[sel]], local[b[sel]])
     return matches
+
+
+def _kmeans_lists(R, n_lists: int, seed: int, n_iter: int = 10):
+    """Inverted lists of the rows of ``R`` (torch): Euclidean k-means, Lloyd's ``n_iter`` rounds. The start
+    centres are the rows at evenly spaced ranks along a seeded random direction, so they depend on the rows'
+    values and not on their order. Returns ``(centroids, rows sorted by list, list offsets)``."""
+    import torch
+
+    from .._device import torch_generator
+
+    n = R.shape[0]
+    direction = torch.randn(R.shape[1], generator=torch_generator(seed)).to(R)
+    along = torch.argsort(R @ direction, stable=True)
+    C = R[along[torch.linspace(0, n - 1, n_lists).round().long().to(R.device)]].clone()
+    for _ in range(n_iter + 1):
+        c_sq = (C * C).sum(1)
+        assign = torch.addmm(c_sq[None, :], R, C.T, beta=1.0, alpha=-2.0).argmin(1)  # |r - c|^2 less |r|^2
+        if _ == n_iter:
+            break
+        sums = torch.zeros_like(C).index_add_(0, assign, R)
+        counts = torch.bincount(assign, minlength=n_lists).to(R.dtype)
+        filled = counts > 0  # an empty list keeps its centre
+        C[filled] = sums[filled] / counts[filled, None]
+    order = torch.argsort(assign, stable=True)
+    offsets = torch.zeros(n_lists + 1, dtype=torch.long, device=R.device)
+    offsets[1:] = torch.cumsum(torch.bincount(assign, minlength=n_lists), 0)
+    return C, order, offsets
+
+
+def _knn_into_ivf(Q, R, k: int, lists, n_probe: int, metric: str):
+    """The ``k`` neighbours (indices, distances) of the rows of ``Q`` among the rows of ``R``, searched exactly
+    within the ``n_probe`` inverted lists whose centres are nearest each query (``lists`` from
+    :func:`_kmeans_lists`). Each list is scored once against all queries that probe it; nearest first."""
+    import torch
+
+    C, order, offsets = lists
+    n_lists = C.shape[0]
+    n_probe = min(n_probe, n_lists)
+    nq = Q.shape[0]
+    r_sq = (R * R).sum(1)
+    probe = torch.topk(_block_order(Q, C, (C * C).sum(1), metric), n_probe, dim=1, largest=False).indices
+    flat = probe.reshape(-1)
+    by_list = torch.argsort(flat, stable=True)  # (query, slot) entries grouped by list
+    per_list = torch.bincount(flat, minlength=n_lists).tolist()
+    cand_d = torch.full((nq, n_probe, k), float("inf"), device=Q.device)
+    cand_i = torch.zeros((nq, n_probe, k), dtype=torch.long, device=Q.device)
+    pos = 0
+    for l in range(n_lists):
+        entries, pos = by_list[pos:pos + per_list[l]], pos + per_list[l]
+        members = order[offsets[l]:offsets[l + 1]]
+        if entries.numel() == 0 or members.numel() == 0:
+            continue
+        qs, slot = entries // n_probe, entries % n_probe
+        kk = min(k, members.numel())
+        ref, ref_sq = R[members], r_sq[members]
+        rows = max(1, BLOCK_ELEMENTS // members.numel())
+        for s in range(0, qs.numel(), rows):
+            q_rows, q_slot = qs[s:s + rows], slot[s:s + rows]
+            q = Q[q_rows]
+            d, i = torch.topk(_block_order(q, ref, ref_sq, metric), kk, dim=1, largest=False)
+            if metric == "euclidean":
+                d = (d + (q * q).sum(1, keepdim=True)).clamp_(min=0).sqrt_()
+            cand_d[q_rows, q_slot, :kk] = d
+            cand_i[q_rows, q_slot, :kk] = members[i]
+    d, pos_best = torch.topk(cand_d.reshape(nq, -1), k, dim=1, largest=False)
+    i = cand_i.reshape(nq, -1).gather(1, pos_best)
+    return i.cpu().numpy().astype(np.int64), d.cpu().numpy()
+
+
+def _ivf_search(parts, knn: int, metric: str, seed: int):
+    """``into(i, j, k)`` as :func:`_nndescent_search`, from inverted lists (torch k-means) built once per batch
+    of more than :data:`IVF_MIN` cells; smaller batches are searched exactly."""
+    lists = {}
+    for b, X in enumerate(parts):
+        if X.shape[0] > IVF_MIN:
+            n_lists = max(2, int(round(IVF_LISTS_PER_SQRT * X.shape[0] ** 0.5)))
+            lists[b] = _kmeans_lists(X, n_lists, seed + b)
+
+    def into(i, j, k):
+        if j not in lists:
+            return _knn_into_exact(parts[i], parts[j], k, metric)
+        n_probe = max(1, int(np.ceil(IVF_PROBE_SHARE * lists[j][0].shape[0])))
+        return _knn_into_ivf(parts[i], parts[j], k, lists[j], n_probe, metric)
+    into.indexed = set(lists)  # pairs of two batches without lists are searched exactly in one pass
+    return into
 
 
 def _nndescent_search(parts, knn: int, metric: str, seed: int):

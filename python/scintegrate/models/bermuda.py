@@ -38,12 +38,14 @@ plateau of the total loss (``train.PlateauStopper``, relative tolerance 1e-3, pa
 budget, ``ceil(0.05 * max_steps / steps_per_epoch)`` epochs) but never before ``min_epochs = max_epochs /
 2``, where lambda has reached 0.987. The epochs used are recorded (``history_``, ``params["epochs_used"]``).
 
-Code normalisation (``code_norm="matched"``, opt-in): the code is standardised by the matched clusters'
-mean and variance before the decoder and the MMD, so the MMD cannot be lowered by shrinking every
-matched cluster while unmatched ones keep their scale (see :mod:`scintegrate.modules.bermuda`). It keeps
-an unmatched cluster from running away (pbmc_10x_chemistries) but lets batch-specific types mix more on
-the removal simulations, so the published network (``"none"``) stays the default
-(``benchmarks/results/bermuda_design.md``).
+Code on a sphere (``code_norm="auto"``, a deliberate deviation from the published loss): every cell's code is
+scaled to the norm ``sqrt(code_dim)`` before the decoder and the MMD. With the published fixed kernel widths
+the MMD is lowered by shrinking every matched cluster's codes while unmatched clusters keep their scale, so
+one small unmatched cluster ran 15x the cells' spread away on pbmc_10x_chemistries and broke k-means and every
+other distance-based use of the code; on the sphere no shrinking pays, and unmatched clusters stay apart at the
+scale of the rest (see :mod:`scintegrate.modules.bermuda`). ``"auto"`` is ``"sphere"`` for ``code_dim >= 3``
+and the published ``"none"`` below (a circle cannot hold the 2-D toy's structure); ``"none"`` and
+``"matched"`` can be chosen (``benchmarks/results/bermuda_design.md``).
 
 Per-batch clusters come from ``pp.find_clusters`` (Seurat 4.3 flavour: vst HVGs); BERMUDA's R
 script ran Seurat 2 (``FindVariableGenes``), whose k = 30 neighbours and resolution 0.6 are kept.
@@ -124,9 +126,10 @@ class BERMUDA(IntegrationModel):
     lr, l2_decay, lam
         Adam learning rate (1e-3), weight decay (5e-5) and the MMD weight's maximum (gamma = 1).
     code_norm
-        ``"none"`` (default: the paper's network) or ``"matched"`` (codes standardised by the matched
-        clusters' statistics: keeps unmatched clusters at the scale of the rest, mixes batch-specific types
-        more on the removal simulations; ``benchmarks/results/bermuda_design.md``).
+        ``"auto"`` (default: ``"sphere"`` for ``code_dim >= 3``, else ``"none"``), ``"sphere"`` (every code
+        scaled to norm sqrt(code_dim): unmatched clusters stay at the scale of the rest), ``"none"`` (the
+        paper's network) or ``"matched"`` (codes standardised by the matched clusters' statistics; mixes
+        batch-specific types more on the removal simulations; ``benchmarks/results/bermuda_design.md``).
     max_steps, max_epochs, min_epochs, lr_step, patience, rel_tol
         Schedule; ``max_steps=None`` sizes the step budget from the data, ``None`` derives ``max_epochs`` /
         ``min_epochs`` from ``max_steps`` (module docstring); ``lr_step=None`` is the paper's 200 epochs;
@@ -161,7 +164,7 @@ class BERMUDA(IntegrationModel):
         lr: float = 1e-3,
         l2_decay: float = 5e-5,
         lam: float = 1.0,
-        code_norm: str = "none",
+        code_norm: str = "auto",
         max_steps: Optional[int] = None,
         max_epochs: Optional[int] = None,
         min_epochs: Optional[int] = None,
@@ -172,8 +175,10 @@ class BERMUDA(IntegrationModel):
         device: str = "auto",
         progress: bool = True,
     ):
-        if code_norm not in CODE_NORMS:
-            raise ValueError(f"code_norm must be one of {CODE_NORMS}, got {code_norm!r}")
+        if code_norm not in ("auto",) + CODE_NORMS:
+            raise ValueError(f"code_norm must be one of {('auto',) + CODE_NORMS}, got {code_norm!r}")
+        if code_norm == "auto":  # a circle cannot hold the 2-D toy's structure: the published network there
+            code_norm = "sphere" if int(code_dim) >= 3 else "none"
         if scaling_scope not in SCOPES:
             raise ValueError(f"scaling_scope must be one of {SCOPES}, got {scaling_scope!r}")
         if not 0.0 <= float(similarity_threshold) <= 1.0:
@@ -223,12 +228,14 @@ class BERMUDA(IntegrationModel):
         if self.outlying_clusters_:
             matched = {c for pair in self.cluster_pairs_ for c in pair}
             worst = max(self.outlying_clusters_, key=self.outlying_clusters_.get)
+            advice = ("" if self.params["code_norm"] == "sphere"
+                      else "; code_norm='sphere' keeps unmatched clusters at the scale of the rest")
             warnings.warn(
                 f"BERMUDA's code puts cluster {worst!r} ({'matched' if worst in matched else 'matched to no other'}"
                 f") {self.outlying_clusters_[worst]:.0f}x the cells' median spread from the median code "
                 f"({len(self.outlying_clusters_)} cluster(s) beyond {OUTLIER_TIMES:g}x): neighbour graphs and UMAP "
                 "are fine, but distance-based uses (k-means, PCA of the code, radius searches) are dominated by "
-                "it; code_norm='matched' keeps unmatched clusters at the scale of the rest "
+                f"it{advice} "
                 "(benchmarks/results/bermuda_design.md)", UserWarning, stacklevel=3)
 
     def _train(self, X_log, batch_codes, cluster_codes, n_clusters, pairs) -> None:

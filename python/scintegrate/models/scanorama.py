@@ -10,8 +10,8 @@ Scanorama", Nature Biotechnology 37:685. Our implementation in torch/numpy of th
 2. a centred randomized SVD of all cells together to ``dimred`` dimensions (the embedding);
 3. mutual nearest neighbours between every pair of batches on the embedding scaled to unit length: each
    cell's ``knn`` neighbours among the cells of all other batches, with the package's Manhattan distance
-   (exact blocked torch search, or pynndescent above 60,000 cells; the package's Annoy is not used: it
-   crashes on some CPUs, scanorama issue 153);
+   (exact blocked torch search up to 20,000 cells on the CPU, inverted lists in torch above; pynndescent as
+   an option; the package's Annoy is not used: it crashes on some CPUs, scanorama issue 153);
 4. the panorama graph: edge weight ``max(n_i^M / n_i, n_j^M / n_j)``, edges above ``alpha``, heaviest first;
 5. merges along the edges: a batch (or panorama) moves by the Gaussian-smoothed translation vectors of its
    matches, ``exp(-sigma / 2 * d^2)`` weights as the package's kernel (so a larger ``sigma`` is narrower).
@@ -66,13 +66,15 @@ class Scanorama(IntegrationModel):
     metric
         Distance of the neighbour search: ``"manhattan"`` (the package's) or ``"euclidean"`` (faster).
     knn_method
-        ``"auto"`` (exact on CUDA or up to 60,000 cells, else pynndescent), ``"exact"`` or ``"nndescent"``.
+        ``"auto"`` (exact on CUDA or up to 20,000 cells, else ``"ivf"``), ``"exact"``, ``"ivf"`` (torch
+        k-means lists, the nearest 10% of lists searched exactly: most, not all, of the exact neighbours, and
+        more than the package's Annoy finds) or ``"nndescent"`` (pynndescent).
     return_corrected
         Also return the corrected expression as ``layers["scanorama_corrected"]`` (off): a sparse matrix of
         the data's shape, the unit-length expression of the integration features after the same merges
         (kernel distances in gene space, as the package) in their columns, zero in the other genes'.
     seed, device, progress
-        Seed of the randomized SVD and of pynndescent; "auto" | "cpu" | "cuda"; accepted, no bar is shown.
+        Seed of the randomized SVD, the inverted lists and pynndescent; "auto" | "cpu" | "cuda"; accepted, no bar is shown.
     """
 
     method = "scanorama"
@@ -88,8 +90,8 @@ class Scanorama(IntegrationModel):
             raise ValueError(f"alpha must be in [0, 1) and sigma > 0, got {alpha}, {sigma}")
         if metric not in ("manhattan", "euclidean"):
             raise ValueError(f"metric must be 'manhattan' or 'euclidean', got {metric!r}")
-        if knn_method not in ("auto", "exact", "nndescent"):
-            raise ValueError(f"knn_method must be 'auto', 'exact' or 'nndescent', got {knn_method!r}")
+        if knn_method not in ("auto", "exact", "ivf", "nndescent"):
+            raise ValueError(f"knn_method must be 'auto', 'exact', 'ivf' or 'nndescent', got {knn_method!r}")
         self._setup({"dimred": int(dimred), "knn": int(knn), "alpha": float(alpha), "sigma": float(sigma),
                      "batch_size": int(batch_size), "n_features": int(n_features), "metric": metric,
                      "knn_method": knn_method, "return_corrected": bool(return_corrected)},

@@ -62,11 +62,14 @@ def train_loop(
     desc: str = "training",
     on_epoch_end: Optional[Callable[[int, Dict[str, float]], None]] = None,
     grad_clip: Optional[float] = None,
+    validate: Optional[Callable[[int], Dict[str, float]]] = None,
 ) -> TrainingHistory:
     """Run up to ``n_epochs`` epochs of ``module.loss`` over ``make_batches(epoch)``; return the history.
 
-    ``on_epoch_end(epoch, means)`` runs after each epoch (e.g. closed-form updates of cluster centres);
-    then ``stopper(epoch, means)`` may end training by returning its reason.
+    ``validate(epoch)`` (optional) scores held-out cells after each epoch; its terms join the epoch's means as
+    ``"val_<name>"`` (the module is put in eval mode and gradients are off while it runs). Then
+    ``on_epoch_end(epoch, means)`` runs (e.g. closed-form updates of cluster centres), and
+    ``stopper(epoch, means)`` may end training by returning its reason (it can monitor a ``val_`` term).
     """
     from tqdm.auto import tqdm
 
@@ -89,11 +92,18 @@ def train_loop(
         if scheduler is not None:
             scheduler.step()
         means = {key: value / max(n_steps, 1) for key, value in sums.items()}
+        if validate is not None:
+            was_training = module.training
+            module.eval()
+            with torch.no_grad():
+                means.update({f"val_{key}": float(value) for key, value in validate(epoch).items()})
+            module.train(was_training)
         if not all(math.isfinite(v) for v in means.values()):
             raise FloatingPointError(f"training diverged at epoch {epoch}: losses {means}")
         history.add(means)
         if progress:
-            bar.set_postfix({k: f"{v:.4g}" for k, v in list(means.items())[:4]})
+            shown = [k for k in means if not k.startswith("val_")][:4] + [k for k in means if k.startswith("val_")][:1]
+            bar.set_postfix({k: f"{means[k]:.4g}" for k in shown})
         if on_epoch_end is not None:
             on_epoch_end(epoch, means)
         reason = stopper(epoch, means) if stopper is not None else None
