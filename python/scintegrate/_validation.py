@@ -33,8 +33,10 @@ def _values(X) -> np.ndarray:
     return X.data if sp.issparse(X) else np.asarray(X)
 
 
-def check_matrix(X, *, name: str = "X", counts: bool = False, allow_negative: bool = False) -> None:
-    """Reject empty matrices, NaN/inf, negative values and (``counts=True``) non-integers.
+def check_matrix(X, *, name: str = "X", counts: bool = False, allow_negative: bool = False,
+                 counts_hint: str = "this step needs raw counts") -> None:
+    """Reject empty matrices, NaN/inf, negative values and (``counts=True``) non-integers (the error ends with
+    ``counts_hint``).
 
     ``allow_negative=True`` admits continuous data (log-scale, simulated Gaussians) but still rejects an
     integer-valued matrix with negative entries: those are counts with corrupt values, not log data.
@@ -59,8 +61,7 @@ def check_matrix(X, *, name: str = "X", counts: bool = False, allow_negative: bo
         )
     if counts and vals.size and not np.allclose(vals, np.round(vals)):
         raise ValueError(
-            f"{name} is not integer counts (e.g. {vals[~np.isclose(vals, np.round(vals))][:3]}); "
-            "this step needs raw counts"
+            f"{name} is not integer counts (e.g. {vals[~np.isclose(vals, np.round(vals))][:3]}); {counts_hint}"
         )
 
 
@@ -149,8 +150,9 @@ def check_adata(
     counts: bool = False,
     allow_negative: bool = False,
     rep: Optional[str] = None,
+    counts_hint: str = "this step needs raw counts",
 ) -> None:
-    """All the checks an integration method runs on its AnnData input.
+    """All the checks an integration method runs on its AnnData input (``counts_hint``: see :func:`check_matrix`).
 
     ``batch_key`` may be a list of columns (each is checked). With ``rep`` the input is the embedding
     ``adata.obsm[rep]``: it is checked instead of the matrix, and genes are not needed.
@@ -173,4 +175,5 @@ def check_adata(
         check_embedding(get_embedding(adata, rep), name=f"adata.obsm[{rep!r}]")
         return
     label = "adata.X" if layer is None else f"adata.layers[{layer!r}]"
-    check_matrix(get_matrix(adata, layer), name=label, counts=counts, allow_negative=allow_negative)
+    check_matrix(get_matrix(adata, layer), name=label, counts=counts, allow_negative=allow_negative,
+                 counts_hint=counts_hint)

@@ -113,7 +113,7 @@ def test_training_records_the_schedule_and_stops_on_the_held_out_elbo(small):
 
 
 def test_a_last_minibatch_of_one_cell_does_not_crash(small):
-    data = small[:257].copy()  # 231 training cells = 1 x 128 + 103; batch_size 230 leaves one cell
+    data = small[:257].copy()  # 26 cells held out, 231 trained on: batch_size 230 leaves a minibatch of one
     model = _quick(SCVI, batch_size=230).fit(data, batch_key="batch")
     assert np.isfinite(model.embed()).all()
 

@@ -89,17 +89,15 @@ def check_input(adata, batch_key, *, layer: Optional[str] = None, spec=None, min
                          "values in adata.X or a layer")
     if rep is not None and layer is not None:
         raise ValueError(f"both an embedding (use_rep={rep!r}) and layer={layer!r} were given; pass one of them")
-    try:
-        check_adata(adata, keys, layer=layer, min_batches=min_batches if keys is not None else 1,
-                    counts=counts, allow_negative=allow_negative, rep=rep)
-    except ValueError as err:
-        if not (counts and "needs raw counts" in str(err)):
-            raise
+    hint = "this step needs raw counts"
+    if counts:
         from .. import registry
 
         others = [s.name for s in registry.specs("method") if "log" in s.input]
-        raise ValueError(f"{err}: method {spec.name!r} models counts (values are never rounded); for "
-                         f"log-normalised values use one of {others}") from None
+        hint = (f"this step needs raw counts: method {spec.name!r} models counts (values are never rounded); for "
+                f"log-normalised values use one of {others}")
+    check_adata(adata, keys, layer=layer, min_batches=min_batches if keys is not None else 1,
+                counts=counts, allow_negative=allow_negative, rep=rep, counts_hint=hint)
     for key in keys or []:
         _check_batch_sizes(adata, key, None if rep is not None else get_matrix(adata, layer), spec,
                            strict=min_batches >= 2)

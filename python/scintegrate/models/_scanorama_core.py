@@ -297,10 +297,10 @@ def _kmeans_lists(R, n_lists: int, seed: int, n_iter: int = 10):
     direction = torch.randn(R.shape[1], generator=torch_generator(seed)).to(R)
     along = torch.argsort(R @ direction, stable=True)
     C = R[along[torch.linspace(0, n - 1, n_lists).round().long().to(R.device)]].clone()
-    for _ in range(n_iter + 1):
+    for round_ in range(n_iter + 1):  # n_iter centre updates, then the final assignment
         c_sq = (C * C).sum(1)
         assign = torch.addmm(c_sq[None, :], R, C.T, beta=1.0, alpha=-2.0).argmin(1)  # |r - c|^2 less |r|^2
-        if _ == n_iter:
+        if round_ == n_iter:
             break
         sums = torch.zeros_like(C).index_add_(0, assign, R)
         counts = torch.bincount(assign, minlength=n_lists).to(R.dtype)

@@ -89,37 +89,31 @@ class ConditionalVAEModel(IntegrationModel):
         raise NotImplementedError
 
     # ------------------------------------------------------------------ input
-    def _values(self, data, features) -> sp.csr_matrix:
-        """The values the network reads: counts (count likelihoods) or log-normalised values, as CSR float32."""
+    def _values(self, data, features, normalized=None) -> sp.csr_matrix:
+        """The values the network reads, as CSR float32: the counts of ``features`` (count likelihoods; the
+        registry's input check has refused anything else), or their log-normalised values (Gaussian; counts are
+        log-normalised unless ``normalized``, an AnnData of the same cells already log-normalised, is given)."""
         from .. import pp
 
         cols = data.columns(features)
-        X = data.csr()[:, cols] if sp.issparse(data.X) else sp.csr_matrix(np.asarray(data.X)[:, cols],
-                                                                           dtype=np.float32)
-        X = sp.csr_matrix(X, dtype=np.float32)
         if self.params["likelihood"] == "gaussian" and data.is_counts:
-            work = data.to_anndata("batch")
-            pp.log_normalize(work)
-            X = sp.csr_matrix(work.X[:, cols], dtype=np.float32)
-        return X
-
-    def _check_likelihood(self, data) -> None:
-        if self.params["likelihood"] != "gaussian" and not data.is_counts:
-            raise ValueError(f"{type(self).__name__} with likelihood={self.params['likelihood']!r} models counts, "
-                             f"but these values are {data.kind.replace('_', '-')}; pass raw counts (adata.X or "
-                             "layer=...), or use method='cvae' (Gaussian likelihood) for log-normalised values")
+            if normalized is None:
+                normalized = data.to_anndata("batch")
+                pp.log_normalize(normalized)
+            return sp.csr_matrix(normalized.X[:, cols], dtype=np.float32)
+        return sp.csr_matrix(data.X[:, cols] if sp.issparse(data.X) else np.asarray(data.X)[:, cols],
+                             dtype=np.float32)
 
     def _fit(self, adata, data) -> None:
         from .. import pp
 
         p = self.params
-        self._check_likelihood(data)
         with self._stage("input"):
-            work = data.to_anndata("batch")
+            work = data.to_anndata("batch")  # log-normalised in place (counts) for the feature selection
             features, how = pp.normalize_and_select(work, batch_key="batch", n_features=p["n_features"],
                                                     counts=data.is_counts)
+            X = self._values(data, features, normalized=work)
             del work
-            X = self._values(data, features)
         self.features_, self.feature_selection_ = [str(f) for f in features], how
         self.batches_ = [str(b) for b in data.batch_levels]
         if p["likelihood"] != "gaussian":
@@ -205,7 +199,6 @@ class ConditionalVAEModel(IntegrationModel):
 
     def _embed_new(self, adata, data) -> np.ndarray:
         """The posterior mean of new cells of the training batches (a new batch needs scArches-style surgery)."""
-        self._check_likelihood(data)
         X = self._values(data, self.features_)
         if data.batch is None:
             codes = np.zeros(X.shape[0], dtype=np.int64)  # the encoder does not read the batch

@@ -7,9 +7,9 @@ output of the first decoder layer (the paper's choice; ``mmd_on="z"``, scArches'
 weighted by ``mmd_weight`` (beta = 1). Architecture and training as scArches' trVAE: hidden layers (256, 64)
 (the decoder mirrored), 10 latent dimensions, dropout 0.05 in every layer, layer normalisation, Adam at 1e-3
 with weight decay 0.04, minibatches of 128, early stopping on the held-out ELBO. One deliberate difference from
-scArches' default (no KL annealing): the KL weight ramps over 400 epochs, as scVI's does; on a simulation of 2,000
-cells in 2 batches (``tests/models/test_vae.py``'s, seed 3) it raised Leiden NMI / ARI from 0.916 / 0.883 to
-0.947 / 0.967 (CVAE: 0.769 / 0.640 to 0.887 / 0.922); ``n_epochs_kl_warmup=None`` restores scArches'.
+scArches' default (no KL annealing): the KL weight ramps over 400 epochs, as scVI's does, which kept the
+simulated types better apart (``benchmarks/results/vae_design.md``); ``n_epochs_kl_warmup=None`` restores
+scArches'.
 
 Example
 -------

@@ -20,9 +20,8 @@ keep their scale. On pbmc_10x_chemistries the published network put the matched 
 median code and the one unmatched cluster 8-11 away, which breaks every distance-based use of the embedding
 (k-means NMI 0.02). Here every cell's code is scaled to the norm ``sqrt(code_dim)`` (the norm of a
 standardised code) before the decoder and the MMD: no shrinking can lower the MMD, so it aligns pairs at a
-fixed scale, and an unmatched cluster can lie at most one diameter from the rest (10x: 1.7-2.0 times the
-cells' median spread, k-means NMI 0.90; batch-specific types of the removal simulations stay apart, entropy
-<= 0.012). ``"matched"`` (the code standardised by the mean and variance of the matched clusters' cells, as
+fixed scale, and an unmatched cluster can lie at most one diameter from the rest, while batch-specific types of
+the removal simulations stay apart. ``"matched"`` (the code standardised by the mean and variance of the matched clusters' cells, as
 batch normalisation; running statistics at inference) also stops the runaway but mixes batch-specific types
 on the removal simulations. Scaling the codes only inside the MMD was rejected: the loss is then lowered by
 pushing one pair far from the rest (``benchmarks/results/bermuda_design.md``).

@@ -124,26 +124,27 @@ class ConditionalVAE(nn.Module):
         return zinb_nll(x, mu, theta, self.dropout_head(h)).sum(-1)
 
     # ------------------------------------------------------------------ loss
-    def loss(self, batch: Dict[str, object]) -> Dict[str, torch.Tensor]:
-        """Loss of one minibatch (module contract): mean over cells of reconstruction + weighted KL (+ MMD)."""
+    def _per_cell(self, batch: Dict[str, object]):
+        """``(reconstruction, kl, z, h1)``: the per-cell terms of ``batch`` and what the MMD may act on."""
         x, condition = batch["x"], batch["condition"]
-        kl_weight = float(batch.get("kl_weight", 1.0))
         mean, var, z = self.posterior(x, condition)
         h1, h = self.decode(z, condition)
-        reconstruction = self.reconstruction(x, h, condition, batch.get("library")).mean()
-        kl = kl_normal_var(mean, var).mean()
+        return self.reconstruction(x, h, condition, batch.get("library")), kl_normal_var(mean, var), z, h1
+
+    def loss(self, batch: Dict[str, object]) -> Dict[str, torch.Tensor]:
+        """Loss of one minibatch (module contract): mean over cells of reconstruction + weighted KL (+ MMD)."""
+        condition = batch["condition"]
+        rec, kl, z, h1 = self._per_cell(batch)
+        reconstruction, kl = rec.mean(), kl.mean()
         if self.mmd_on != "none" and self.mmd_weight > 0:
             mmd = mmd_between_conditions(h1 if self.mmd_on == "decoder" else z, condition, self.n_conditions)
         else:
-            mmd = x.new_zeros(())
-        loss = reconstruction + kl_weight * kl + self.mmd_weight * mmd
+            mmd = reconstruction.new_zeros(())
+        loss = reconstruction + float(batch.get("kl_weight", 1.0)) * kl + self.mmd_weight * mmd
         return {"loss": loss, "reconstruction": reconstruction, "kl": kl, "mmd": mmd}
 
     def elbo_terms(self, batch: Dict[str, object]) -> Dict[str, torch.Tensor]:
         """Summed (not averaged) reconstruction and KL over the cells of ``batch``, in the current mode
         (validation: the unweighted negative ELBO, as scvi-tools reports it)."""
-        x, condition = batch["x"], batch["condition"]
-        mean, var, z = self.posterior(x, condition)
-        h = self.decode(z, condition)[1]
-        return {"reconstruction": self.reconstruction(x, h, condition, batch.get("library")).sum(),
-                "kl": kl_normal_var(mean, var).sum()}
+        rec, kl, _, _ = self._per_cell(batch)
+        return {"reconstruction": rec.sum(), "kl": kl.sum()}
