@@ -30,6 +30,11 @@
 #' @param ... Method parameters passed to the Python method, e.g. `max_steps = 500` or
 #'   `n_features = 1000` for BERMUDA (see the Python documentation of `scintegrate.integrate`).
 #'   Whole numbers are sent as integers. `progress = TRUE` shows the Python progress bar.
+#' @param labels Cell-type labels, for the semi-supervised methods (`"scanvi"`; the `labels` column of
+#'   [scintegrateMethods()]): for a SingleCellExperiment or a Seurat object, the name of the
+#'   `colData(x)` / `meta.data` column; for a matrix, one label per cell. `NA` and `"Unknown"` mark
+#'   unlabelled cells, whose labels the method predicts (e.g. scANVI's `scanvi_prediction` and
+#'   `scanvi_confidence` columns). Other methods take no labels.
 #' @param name Name of the result: the `reducedDim` (SingleCellExperiment) or the DimReduc (Seurat).
 #'   Default: the method's registered embedding key without `"X_"`, upper-case for a
 #'   SingleCellExperiment and lower-case for Seurat (columns `reducedDim` / `reduction` of
@@ -69,22 +74,24 @@
 #'   head(rownames(emb))
 #' }
 #' @export
-integrateBatches <- function(x, method = NULL, batch = "batch", ..., name = NULL, seed = 0L,
+integrateBatches <- function(x, method = NULL, batch = "batch", ..., labels = NULL, name = NULL, seed = 0L,
                              device = "auto") {
   UseMethod("integrateBatches")
 }
 
 #' @rdname integrateBatches
 #' @export
-integrateBatches.SingleCellExperiment <- function(x, method = NULL, batch = "batch", ..., name = NULL,
-                                                  seed = 0L, device = "auto", assay = "counts") {
+integrateBatches.SingleCellExperiment <- function(x, method = NULL, batch = "batch", ..., labels = NULL,
+                                                  name = NULL, seed = 0L, device = "auto", assay = "counts") {
   if (!assay %in% SummarizedExperiment::assayNames(x)) {
     stop(sprintf("assay '%s' not found; available assays: %s", assay,
                  paste(SummarizedExperiment::assayNames(x), collapse = ", ")), call. = FALSE)
   }
   batchValues <- .getColumn(SummarizedExperiment::colData(x), batch, "colData(x)")
+  labelValues <- if (is.null(labels)) NULL else .getColumn(SummarizedExperiment::colData(x), labels, "colData(x)",
+                                                           what = "labels")
   res <- .integrateCounts(SummarizedExperiment::assay(x, assay, withDimnames = TRUE), batchValues, method,
-                          seed, device, list(...), name, upper = TRUE, batchName = batch)
+                          seed, device, list(...), name, upper = TRUE, batchName = batch, labels = labelValues)
   cellNames <- colnames(x)
   SingleCellExperiment::reducedDim(x, res$name) <- `rownames<-`(res$embedding, cellNames)
   for (column in names(res$obs)) SummarizedExperiment::colData(x)[[column]] <- res$obs[[column]]
@@ -100,8 +107,8 @@ integrateBatches.SingleCellExperiment <- function(x, method = NULL, batch = "bat
 
 #' @rdname integrateBatches
 #' @export
-integrateBatches.Seurat <- function(x, method = NULL, batch = "batch", ..., name = NULL, seed = 0L,
-                                    device = "auto", assay = NULL) {
+integrateBatches.Seurat <- function(x, method = NULL, batch = "batch", ..., labels = NULL, name = NULL,
+                                    seed = 0L, device = "auto", assay = NULL) {
   if (!requireNamespace("SeuratObject", quietly = TRUE)) {
     stop("the SeuratObject package is needed for Seurat input", call. = FALSE)
   }
@@ -111,8 +118,10 @@ integrateBatches.Seurat <- function(x, method = NULL, batch = "batch", ..., name
     stop(sprintf("the counts slot of assay '%s' is empty; scintegrate needs raw counts", assay), call. = FALSE)
   }
   batchValues <- .getColumn(x@meta.data, batch, "the Seurat object's meta.data")
+  labelValues <- if (is.null(labels)) NULL else .getColumn(x@meta.data, labels, "the Seurat object's meta.data",
+                                                           what = "labels")
   res <- .integrateCounts(counts, batchValues, method, seed, device, list(...), name, upper = FALSE,
-                          batchName = batch)
+                          batchName = batch, labels = labelValues)
   key <- .seuratKey(x, res$method, res$name)
   embedding <- res$embedding
   colnames(embedding) <- paste0(key, seq_len(ncol(embedding)))
@@ -141,26 +150,28 @@ integrateBatches.Seurat <- function(x, method = NULL, batch = "batch", ..., name
 
 #' @rdname integrateBatches
 #' @export
-integrateBatches.matrix <- function(x, method = NULL, batch, ..., name = NULL, seed = 0L, device = "auto") {
-  .integrateMatrix(x, method, batch, list(...), name, seed, device)
+integrateBatches.matrix <- function(x, method = NULL, batch, ..., labels = NULL, name = NULL, seed = 0L,
+                                    device = "auto") {
+  .integrateMatrix(x, method, batch, list(...), name, seed, device, labels)
 }
 
 #' @rdname integrateBatches
 #' @export
-integrateBatches.Matrix <- function(x, method = NULL, batch, ..., name = NULL, seed = 0L, device = "auto") {
-  .integrateMatrix(x, method, batch, list(...), name, seed, device)
+integrateBatches.Matrix <- function(x, method = NULL, batch, ..., labels = NULL, name = NULL, seed = 0L,
+                                    device = "auto") {
+  .integrateMatrix(x, method, batch, list(...), name, seed, device, labels)
 }
 
 #' @export
-integrateBatches.default <- function(x, method = NULL, batch = "batch", ..., name = NULL, seed = 0L,
-                                     device = "auto") {
+integrateBatches.default <- function(x, method = NULL, batch = "batch", ..., labels = NULL, name = NULL,
+                                     seed = 0L, device = "auto") {
   stop(sprintf(paste("integrateBatches() takes a SingleCellExperiment, a Seurat object or a genes x cells",
                      "matrix / dgCMatrix, not an object of class '%s'"), class(x)[1]), call. = FALSE)
 }
 
-.integrateMatrix <- function(x, method, batch, params, name, seed, device) {
+.integrateMatrix <- function(x, method, batch, params, name, seed, device, labels = NULL) {
   if (missing(batch)) stop("batch is missing: give one batch label per cell (column of x)", call. = FALSE)
-  res <- .integrateCounts(x, batch, method, seed, device, params, name, upper = TRUE)
+  res <- .integrateCounts(x, batch, method, seed, device, params, name, upper = TRUE, labels = labels)
   embedding <- res$embedding
   if (is.null(colnames(x))) rownames(embedding) <- NULL
   colnames(embedding) <- paste0(res$name, "_", seq_len(ncol(embedding)))
@@ -173,7 +184,8 @@ integrateBatches.default <- function(x, method = NULL, batch = "batch", ..., nam
 
 # Shared by every method: check the input in R, then run the Python method. Returns the pieces of
 # .pyIntegrate() plus the method, result name and run record.
-.integrateCounts <- function(counts, batch, method, seed, device, params, name, upper, batchName = NULL) {
+.integrateCounts <- function(counts, batch, method, seed, device, params, name, upper, batchName = NULL,
+                             labels = NULL) {
   method <- .checkMethod(method)
   counts <- .checkCounts(.asCounts(counts))
   batch <- .checkBatch(batch, ncol(counts))
@@ -187,10 +199,15 @@ integrateBatches.default <- function(x, method = NULL, batch = "batch", ..., nam
   }
   if (is.null(params$progress)) params$progress <- FALSE
   spec <- .pyCheckMethod(if (is.null(method)) .pyDefaultMethod() else method)
+  labels <- .checkLabels(labels, ncol(counts), spec)
+  if (!is.null(labels)) {
+    params[[spec$labels_param]] <- "labels"
+    labels[is.na(labels)] <- if (is.null(params$unlabeled_category)) "Unknown" else params$unlabeled_category
+  }
   if (is.null(name)) name <- .resultName(spec$key, upper)
   if (!is.character(name) || length(name) != 1L || !nzchar(name)) stop("name must be a single string", call. = FALSE)
   res <- .pyIntegrate(counts, batch, spec$name, spec$key, seed, device, params,
-                      .checkThreads(getOption("scintegrate.threads")))
+                      .checkThreads(getOption("scintegrate.threads")), labels = labels)
   res$method <- spec$name
   res$name <- name
   res$record <- .makeRecord(spec$name, name, list(column = batchName, levels = levels(batch)), seed, device,
@@ -216,7 +233,8 @@ integrateBatches.default <- function(x, method = NULL, batch = "batch", ..., nam
 #'   (`"method"`, or `"baseline"` for a method that does not correct batches), `default` (`TRUE` for the
 #'   method used when `method = NULL`), `reducedDim` and `reduction` (the default result names for a
 #'   SingleCellExperiment and a Seurat object), `cellData` (the per-cell outputs added as `colData` /
-#'   `meta.data` columns, comma-separated) and `description`.
+#'   `meta.data` columns, comma-separated), `labels` (`TRUE` for a semi-supervised method, which takes
+#'   cell-type labels through `labels =` of [integrateBatches()]) and `description`.
 #' @seealso [integrateBatches()]
 #' @examples
 #' if (scintegrateAvailable()) {
@@ -228,6 +246,7 @@ scintegrateMethods <- function() {
   field <- function(f) vapply(specs, function(s) paste(unlist(s[[f]]), collapse = ", "), character(1))
   data.frame(method = field("name"), kind = field("kind"), default = field("name") == .pyDefaultMethod(),
              reducedDim = .resultName(field("key"), TRUE), reduction = .resultName(field("key"), FALSE),
-             cellData = field("obs_keys"), description = field("description"), row.names = NULL,
+             cellData = field("obs_keys"), labels = nzchar(field("labels_param")),
+             description = field("description"), row.names = NULL,
              stringsAsFactors = FALSE)
 }

@@ -200,9 +200,11 @@
 # the embedding under `key`, with `threads` torch threads (NULL: as torch has it).
 # Returns list(embedding = cells x d matrix, obs = DataFrame, obsm = list, layers = list of dgCMatrix,
 # record = list).
-.pyIntegrate <- function(counts, batch, method, key, seed, device, params, threads = NULL) {
+.pyIntegrate <- function(counts, batch, method, key, seed, device, params, threads = NULL, labels = NULL) {
   bridge <- .py()
-  adata <- .pyCall(.pyAnnData(counts, list(batch = batch)))
+  obs <- list(batch = batch)
+  if (!is.null(labels)) obs$labels <- labels
+  adata <- .pyCall(.pyAnnData(counts, obs))
   if (!is.null(threads)) threads <- as.integer(threads)
   res <- .pyCall(bridge$integrate(adata, method, "batch", key, as.integer(seed), device,
                                   reticulate::r_to_py(params), threads))

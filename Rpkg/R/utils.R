@@ -52,6 +52,26 @@
   batch
 }
 
+# Cell-type labels for a semi-supervised method: one per cell (character; NA stays NA), refused for a
+# method that takes none, required by one that needs them.
+.checkLabels <- function(labels, nCells, spec) {
+  wants <- !is.null(spec$labels_param) && nzchar(spec$labels_param)
+  if (is.null(labels)) {
+    if (wants) {
+      stop(sprintf(paste("method '%s' learns from cell-type labels: pass labels = (a colData / meta.data column",
+                         "name, or one label per cell for a matrix; NA or \"Unknown\" for unlabelled cells)"),
+                   spec$name), call. = FALSE)
+    }
+    return(NULL)
+  }
+  if (!wants) stop(sprintf("method '%s' takes no cell-type labels; drop labels =", spec$name), call. = FALSE)
+  if (length(labels) != nCells) {
+    stop(sprintf("labels has %d values for %d cells; give one label per cell", length(labels), nCells),
+         call. = FALSE)
+  }
+  as.character(labels)
+}
+
 # A column of a per-cell table (colData / meta.data) with an error that lists the available columns.
 # `what` names the argument (batch, label) in the message; a vector given instead of a name is not
 # printed (it may hold one value per cell).

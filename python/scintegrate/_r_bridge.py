@@ -43,7 +43,8 @@ def version() -> str:
 def _spec_info(spec) -> dict:
     return {"name": spec.name, "kind": spec.kind, "key": spec.obsm_key, "obs_keys": list(spec.obs_keys),
             "obsm_keys": list(spec.obsm_keys), "layer_keys": list(spec.layer_keys),
-            "quick_params": dict(spec.quick_params), "description": spec.description}
+            "quick_params": dict(spec.quick_params), "description": spec.description,
+            "labels_param": spec.labels_param}
 
 
 def methods() -> list:

@@ -52,7 +52,8 @@ class MethodSpec:
     ``multi_batch``: ``batch_key`` may name several columns (covariates corrected together); other methods
     refuse a list of more than one column. ``python_env`` (peers): an environment variable naming another
     Python interpreter that runs the peer when ``requires`` cannot be imported here (e.g. a package that
-    needs NumPy 2).
+    needs NumPy 2). ``labels_param``: the parameter that names the ``obs`` column of cell-type labels, for
+    semi-supervised methods (the benchmark passes its label column there).
     """
 
     name: str
@@ -71,6 +72,7 @@ class MethodSpec:
     small_batch_cells: int = 0
     multi_batch: bool = False
     python_env: str = ""
+    labels_param: str = ""
 
     def __post_init__(self):
         if not self.name or self.name != self.name.lower() or not self.name.replace("_", "").isalnum():
@@ -227,6 +229,12 @@ register(MethodSpec(
     description="scVI (Lopez et al. 2018): conditional VAE of the counts, ZINB decoder, batch as the condition",
     quick_params={"max_epochs": 3, "n_hidden": 32}, min_batch_cells=1))
 register(MethodSpec(
+    name="scanvi", model="scintegrate.models.scanvi:SCANVI",
+    description="scANVI (Xu et al. 2021): scVI, then semi-supervised with cell-type labels; predicts the unlabelled",
+    obs_keys=("scanvi_prediction", "scanvi_confidence"), obsm_keys=("scanvi_probabilities",),
+    labels_param="labels_key", quick_params={"max_epochs": 3, "n_hidden": 32, "scanvi_max_epochs": 2},
+    min_batch_cells=1))
+register(MethodSpec(
     name="trvae", model="scintegrate.models.trvae:TRVAE",
     description="trVAE (Lotfollahi et al. 2020): conditional VAE of the counts, NB decoder, MMD between batches",
     quick_params={"max_epochs": 3, "hidden": [32, 16]}, min_batch_cells=1))
@@ -239,6 +247,10 @@ register(MethodSpec(
     name="scvitools", model="scintegrate.benchmark.peers:ScviTools", kind="peer", requires=("scvi",),
     python_env="SCINTEGRATE_SCVI_PYTHON",
     description="scvi-tools' SCVI on the raw counts of the integration features (Lopez et al. 2018)"))
+register(MethodSpec(
+    name="scanvitools", model="scintegrate.benchmark.peers:ScanviTools", kind="peer", requires=("scvi",),
+    python_env="SCINTEGRATE_SCVI_PYTHON", labels_param="labels_key",
+    description="scvi-tools' scANVI from its SCVI, with cell-type labels (Xu et al. 2021)"))
 register(MethodSpec(
     name="combat", model="scintegrate.benchmark.peers:ComBat", kind="peer", requires=("scanpy",),
     description="scanpy's ComBat on the log-normalised features, then scale + PCA (Johnson et al. 2007)",

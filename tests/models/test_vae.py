@@ -105,11 +105,16 @@ def test_epochs_follow_the_data_size_and_the_split_is_seeded():
 
 
 def test_training_records_the_schedule_and_stops_on_the_held_out_elbo(small):
-    model = SCVI(max_epochs=60, patience=2, rel_tol=0.5, n_features=80, progress=False).fit(small, batch_key="batch")
+    model = SCVI(max_epochs=60, patience=2, rel_tol=0.5, n_features=80, n_epochs_kl_warmup=10,
+                 progress=False).fit(small, batch_key="batch")
     s = model.schedule_
     assert s["n_validation"] == 30 and s["n_train"] == 270 and s["steps_per_epoch"] == 3
     assert s["epochs_used"] < 60 and model.history_.stopped_early and "val_elbo" in model.history_.reason
     assert len(model.history_.losses["val_elbo"]) == s["epochs_used"]
+    assert s["epochs_used"] >= 10  # never before the KL weight has reached 1
+    # the default warm-up (400 epochs) outlasts the 60 epochs: no early stop, whatever the tolerance
+    full = SCVI(max_epochs=60, patience=2, rel_tol=0.5, n_features=80, progress=False).fit(small, batch_key="batch")
+    assert full.schedule_["epochs_used"] == 60 and not full.history_.stopped_early
 
 
 def test_a_last_minibatch_of_one_cell_does_not_crash(small):
@@ -168,6 +173,52 @@ def test_scvi_normalized_expression_is_an_optional_layer(small):
     sums = np.asarray(layer.sum(1)).ravel()
     np.testing.assert_allclose(sums, 1e4, rtol=1e-3)  # shares of 10,000 over the 40 features
     assert (np.diff(layer.indptr) == 40).all()
+
+
+def test_normalized_expression_of_new_cells_matches_the_training_cells_and_needs_known_batches(small):
+    model = _quick(SCVI).fit(small, batch_key="batch")
+    new = small[:40].copy()
+    np.testing.assert_allclose(model.normalized_expression(new), model.normalized_expression()[:40], rtol=1e-5)
+    new.obs["batch"] = "unseen"
+    with pytest.raises(ValueError, match=r"batches \['unseen'\] were not in training"):
+        model.normalized_expression(new)
+    del new.obs["batch"]
+    with pytest.raises(KeyError, match="the decoder needs each cell's batch"):
+        model.normalized_expression(new)
+
+
+def test_learned_library_size_has_the_data_prior_and_its_kl_term():
+    torch.manual_seed(0)
+    vae = ConditionalVAE(20, 2, n_latent=3, hidden=(8,), library="learned").eval()
+    vae.set_library_prior([3.0, 4.0], [0.5, 0.2])
+    x = torch.poisson(torch.full((6, 20), 1.5))
+    s = torch.tensor([0, 1, 0, 1, 1, 0])
+    out = vae.loss({"x": x, "condition": s, "kl_weight": 0.3})
+    with torch.no_grad():
+        m, v, _ = vae.library_encoder(torch.log1p(x))
+        q = torch.distributions.Normal(m[:, 0], v[:, 0].sqrt())
+        p = torch.distributions.Normal(torch.tensor([3.0, 4.0])[s], torch.tensor([0.5, 0.2])[s].sqrt())
+        kl = torch.distributions.kl_divergence(q, p)
+    assert float(out["kl_library"]) == pytest.approx(float(kl.mean()), rel=1e-5)
+    assert float(out["loss"]) == pytest.approx(float(out["reconstruction"] + 0.3 * out["kl"] + kl.mean()), rel=1e-5)
+    with pytest.raises(ValueError, match="a learned library size needs a count likelihood"):
+        ConditionalVAE(20, 2, likelihood="gaussian", library="learned")
+
+
+def test_learned_library_prior_is_fitted_per_batch_and_reloads(small, tmp_path):
+    from scintegrate.models._vae_base import library_prior
+
+    model = _quick(SCVI, library="learned").fit(small, batch_key="batch")
+    X = small[:, model.features_].X
+    train, _ = validation_split(small.n_obs, 0.1, 0)
+    mean, var = library_prior(X, model.train_codes_, train, 3)
+    totals = np.asarray(X.sum(1)).ravel()
+    first = train[model.train_codes_[train] == 0]
+    assert mean[0] == pytest.approx(np.log(totals[first]).mean()) and var[0] == pytest.approx(
+        np.log(totals[first]).var())
+    np.testing.assert_allclose(model.module.library_log_mean.numpy(), mean, rtol=1e-6)
+    model.save(tmp_path / "m")
+    np.testing.assert_array_equal(SCVI.load(tmp_path / "m").embed(small[:30].copy()), model.embed(small[:30].copy()))
 
 
 # ------------------------------------------------------------------------------------------ quality (slow)

@@ -7,7 +7,8 @@ test_that("every registered method runs from R: reducedDim, cell names, colData 
   methods <- scintegrateMethods()
   expect_identical(methods$method, names(scintegrate:::.pyMethods()))
   for (spec in scintegrate:::.pyMethods()) {
-    out <- do.call(integrateBatches, c(list(sce, method = spec$name, seed = 1L), spec$quick_params))
+    labels <- if (nzchar(spec$labels_param)) "cell_type" else NULL  # semi-supervised methods learn from labels
+    out <- do.call(integrateBatches, c(list(sce, method = spec$name, seed = 1L, labels = labels), spec$quick_params))
     name <- toupper(sub("^X_", "", spec$key))
     expect_true(name %in% SingleCellExperiment::reducedDimNames(out), info = spec$name)
     emb <- SingleCellExperiment::reducedDim(out, name)

@@ -7,6 +7,7 @@ PCA-based ones. They are registered in :mod:`scintegrate.registry` and run by th
 - :class:`HarmonyPy`   — harmonypy on the PCA (Korsunsky et al. 2019);
 - :class:`ScanoramaPy` — scanorama on the log-normalised integration features (Hie et al. 2019);
 - :class:`ScviTools`   — scvi-tools' SCVI on the raw counts of the integration features (Lopez et al. 2018);
+- :class:`ScanviTools` — scvi-tools' scANVI from that SCVI, with cell-type labels (Xu et al. 2021);
 - :class:`ComBat`      — scanpy's ComBat on the log-normalised features, then scale + PCA (Johnson et al. 2007).
 
 Example
@@ -124,29 +125,67 @@ class ScviTools(PeerModel):
         super().__init__(seed=seed, device=device, progress=progress, n_latent=n_latent, max_epochs=max_epochs,
                          n_features=n_features, **scvi_params)
 
+    def _labels(self, adata):
+        """The labels the child trains scANVI on (``None``: scVI only)."""
+        return None
+
     def _run(self, adata, batch_key):
         if counts_matrix(adata) is None:
             raise ValueError("scVI needs raw counts (adata.X or adata.layers['counts']); this data is not counts")
         p = dict(self.params)
         seed, n_latent, max_epochs = p.pop("seed"), p.pop("n_latent"), p.pop("max_epochs")
+        labels = self._labels(adata)
+        for key in ("labels_key", "unlabeled_category"):
+            p.pop(key, None)
         work = integration_data(adata, batch_key=batch_key, n_features=p.pop("n_features"))
         accelerator = "cpu" if self.device.type == "cpu" else "gpu"
+        train = {} if max_epochs is None else {"max_epochs": int(max_epochs)}
         if self.spec().runs_elsewhere():
             return _scvitools_elsewhere(work, batch_key, seed=seed, accelerator=accelerator,
-                                        model={"n_latent": n_latent, **p},
-                                        train={} if max_epochs is None else {"max_epochs": int(max_epochs)})
+                                        model={"n_latent": n_latent, **p}, train=train, labels=labels)
         import scvi as scvi_tools
 
         # scvi.settings.seed seeds the global generators: restore them afterwards
         with seeded(seed), _quiet_loggers(not self.progress, "lightning", "lightning.pytorch", "lightning.fabric"):
             scvi_tools.settings.seed = seed
+            if labels is not None:
+                work.obs["scanvi_labels"] = labels
             scvi_tools.model.SCVI.setup_anndata(work, layer="counts", batch_key=batch_key)
             model = scvi_tools.model.SCVI(work, n_latent=n_latent, **p)
-            model.train(max_epochs=max_epochs, accelerator=accelerator, enable_progress_bar=self.progress)
+            model.train(accelerator=accelerator, enable_progress_bar=self.progress, **train)
+            if labels is not None:
+                model = scvi_tools.model.SCANVI.from_scvi_model(model, UNLABELED, labels_key="scanvi_labels")
+                model.train(accelerator=accelerator, enable_progress_bar=self.progress)
             return np.asarray(model.get_latent_representation(), dtype=np.float32)
 
 
-def _scvitools_elsewhere(work, batch_key, *, seed, accelerator, model, train) -> np.ndarray:
+class ScanviTools(ScviTools):
+    """scvi-tools' scANVI: its SCVI at the defaults, then ``SCANVI.from_scvi_model`` trained at its defaults,
+    with the labels of ``labels_key`` (``unlabeled_category`` and missing values are unlabelled)."""
+
+    method = "scanvitools"
+
+    def __init__(self, *, labels_key: str = "cell_type", unlabeled_category: str = "Unknown", n_latent: int = 10,
+                 max_epochs=None, n_features: int = 2000, seed: int = 0, device: str = "auto",
+                 progress: bool = False, **scvi_params):
+        super().__init__(n_latent=n_latent, max_epochs=max_epochs, n_features=n_features, seed=seed, device=device,
+                         progress=progress, labels_key=labels_key, unlabeled_category=unlabeled_category,
+                         **scvi_params)
+
+    def _labels(self, adata):
+        key = self.params["labels_key"]
+        if key not in adata.obs.columns:
+            raise KeyError(f"labels column {key!r} not found in adata.obs")
+        values = adata.obs[key].astype(object).to_numpy()
+        names = np.where(pd.isna(values), UNLABELED, values).astype(str)
+        return np.where(names == self.params["unlabeled_category"], UNLABELED, names)
+
+
+#: the unlabelled category handed to scvi-tools
+UNLABELED = "Unknown"
+
+
+def _scvitools_elsewhere(work, batch_key, *, seed, accelerator, model, train, labels=None) -> np.ndarray:
     """scvi-tools' SCVI in the interpreter ``$SCINTEGRATE_SCVI_PYTHON`` (see :class:`ScviTools`)."""
     import json
     import os
@@ -162,10 +201,13 @@ def _scvitools_elsewhere(work, batch_key, *, seed, accelerator, model, train) ->
                           "the python of an environment that has it")
     with tempfile.TemporaryDirectory(prefix="scvitools_") as tmp:
         tmp = Path(tmp)
-        ad.AnnData(X=work.layers["counts"], obs=pd.DataFrame({"batch": work.obs[batch_key].astype(str).to_numpy()},
-                                                          index=work.obs_names)).write_h5ad(tmp / "in.h5ad")
+        obs = pd.DataFrame({"batch": work.obs[batch_key].astype(str).to_numpy()}, index=work.obs_names)
+        if labels is not None:
+            obs["labels"] = np.asarray(labels, dtype=str)
+        ad.AnnData(X=work.layers["counts"], obs=obs).write_h5ad(tmp / "in.h5ad")
         (tmp / "params.json").write_text(json.dumps({"seed": int(seed), "accelerator": accelerator, "model": model,
-                                                     "train": train}))
+                                                     "train": train, "semi_supervised": labels is not None,
+                                                     "unlabeled_category": UNLABELED}))
         child = Path(__file__).with_name("_scvitools_child.py")
         done = subprocess.run([python, str(child), str(tmp / "in.h5ad"), str(tmp / "params.json"),
                                str(tmp / "out.npz")], capture_output=True, text=True)

@@ -118,7 +118,9 @@ def run_benchmark(
     ``peers`` are registered peer names, ``"all"`` for every installed one (default: none); peers that are
     not installed are skipped with a warning. The unintegrated PCA (``obsm[unintegrated]``, computed if
     missing) is the reference of ``pcr_comparison`` and is scored as row ``"unintegrated"``, unless the
-    registry's baseline ran (it is that same PCA, and fills ``obsm[unintegrated]`` when missing). ``method_params`` maps a name to extra keyword arguments; ``metrics``
+    registry's baseline ran (it is that same PCA, and fills ``obsm[unintegrated]`` when missing).
+    ``method_params`` maps a name to extra keyword arguments (semi-supervised methods, whose spec names a
+    ``labels_param``, are given ``label_key`` there unless set: they see every label); ``metrics``
     selects metrics as in :func:`benchmark`. Returns the table written to ``metrics.csv``:
     index = method, columns ``kind``, ``embedding``, ``seconds`` (integration time) and the
     metrics. ``umap=False`` skips ``umap.png``.
@@ -143,7 +145,11 @@ def run_benchmark(
     methods, peers = _resolve_methods(methods), _resolve_peers(peers)
     if not methods and not peers:
         raise ValueError("nothing to benchmark: no method and no installed peer was selected")
-    params = {k.lower(): v for k, v in (method_params or {}).items()}
+    params = {k.lower(): dict(v) for k, v in (method_params or {}).items()}
+    for name in methods + peers:  # semi-supervised methods learn from the label column the benchmark scores with
+        spec = registry.get_spec(name)
+        if spec.labels_param:
+            params.setdefault(name, {}).setdefault(spec.labels_param, label_key)
     for name in methods + peers:  # parameter names and types, seed and device: before any training
         api.build_model(name, seed=seed, device=device, progress=False, **params.get(name, {}))
     out_dir = check_output_dir(out_dir)

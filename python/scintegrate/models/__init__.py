@@ -10,7 +10,8 @@ _CLASSES = {"IntegrationModel": "scintegrate.models._base", "IntegrationResult":
             "PCABaseline": "scintegrate.models.pca_baseline", "BERMUDA": "scintegrate.models.bermuda",
             "DeepBID": "scintegrate.models.deepbid", "Harmony": "scintegrate.models.harmony",
             "Scanorama": "scintegrate.models.scanorama", "SCVI": "scintegrate.models.scvi",
-            "TRVAE": "scintegrate.models.trvae", "CVAE": "scintegrate.models.cvae"}
+            "TRVAE": "scintegrate.models.trvae", "CVAE": "scintegrate.models.cvae",
+            "SCANVI": "scintegrate.models.scanvi"}
 
 
 def __getattr__(name):

@@ -119,8 +119,6 @@ class IntegrationModel:
 
     def embed(self, adata=None, *, batch_key: Optional[str] = None, layer: Optional[str] = None) -> np.ndarray:
         """The embedding of the training cells (``adata=None``) or of new cells (float32, cells in rows)."""
-        from ..data import check_input, extract
-
         self._check_fitted()
         if adata is None:
             if self.embedding_ is None:
@@ -128,6 +126,13 @@ class IntegrationModel:
             return self.embedding_.copy()
         if type(self)._embed_new is IntegrationModel._embed_new:  # embeds only its training cells: say so first,
             self._embed_new(adata, None)  # before checking adata (raises NotImplementedError)
+        adata, data = self._new_cells(adata, batch_key=batch_key, layer=layer)
+        return self._embed_new(adata, data)
+
+    def _new_cells(self, adata, *, batch_key: Optional[str], layer: Optional[str]):
+        """``(adata, data)`` of new cells, checked as the training cells were (genes aligned to training)."""
+        from ..data import check_input, extract
+
         key = batch_key if batch_key is not None else (getattr(self, "batch_key_", None) or "batch")
         if not self.embed_needs_batch and key not in adata.obs.columns:
             key = None
@@ -145,7 +150,7 @@ class IntegrationModel:
                 data.kind == "scaled"):
             raise ValueError(f"the model was fitted on {trained.replace('_', '-')} values but these cells hold "
                              f"{data.kind.replace('_', '-')} values; pass them in the same form")
-        return self._embed_new(adata, data)
+        return adata, data
 
     def required_genes(self) -> list:
         """Genes new cells must have (default: every training gene, in training order)."""

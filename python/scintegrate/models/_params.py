@@ -56,12 +56,26 @@ _WORDS = {"bool": "True or False", "int": "an integer", "float": "a number", "st
           "sequence": "a list"}
 
 
+def _signature(cls):
+    """``(named parameters, open-ended)`` of ``cls.__init__``; a ``**kwargs`` passed on to a base class's
+    ``__init__`` (e.g. scANVI's scVI parameters) adds the base's parameters."""
+    named, open_ended = {}, True
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass) or klass is object:
+            continue
+        signature = inspect.signature(klass.__init__).parameters
+        for n, p in signature.items():
+            if n != "self" and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD):
+                named.setdefault(n, p)
+        open_ended = any(p.kind == p.VAR_KEYWORD for p in signature.values())
+        if not open_ended:
+            break
+    return named, open_ended
+
+
 def check_params(cls, params: dict, *, method: str) -> dict:
     """``params`` if every name is a parameter of ``cls.__init__`` and every value fits; else ``ValueError``."""
-    signature = inspect.signature(cls.__init__).parameters
-    named = {n: p for n, p in signature.items()
-             if n != "self" and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
-    open_ended = any(p.kind == p.VAR_KEYWORD for p in signature.values())
+    named, open_ended = _signature(cls)
     common = sorted(set(params) & set(COMMON))
     if common:
         raise ValueError(f"{common} cannot be given as method parameters: use the seed / device / progress "

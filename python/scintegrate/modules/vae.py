@@ -5,7 +5,9 @@ One network, configured per model (:mod:`scintegrate.models.scvi`, ``.trvae``, `
     q(z | x, s)   = N(mean, var)            encoder on log(1 + x) (counts) or x (continuous), condition s optional
     h1            = f1(z, s)                first decoder layer (trVAE's MMD acts on it)
     h             = f_rest(h1, s)           further decoder layers (the condition in every layer or the first only)
-    counts:       rho = softmax(W h), mu = l * rho with l the observed library size (total counts of the cell),
+    counts:       rho = softmax(W h), mu = l * rho with l the observed library size (total counts of the cell)
+                  or, with ``library="learned"`` (scVI's option), l = exp(log_l), log_l ~ q(log_l | x) a Gaussian
+                  with the per-batch prior N(mean, var) of the data's log library sizes (its KL term unweighted),
                   x ~ NB(mu, theta) or ZINB(mu, theta, pi = sigmoid(W_pi h)), theta per gene or per gene and batch
     continuous:   x ~ N(W h, 1): the loss is half the squared error (CVAE)
 
@@ -40,6 +42,7 @@ LIKELIHOODS = ("zinb", "nb", "gaussian")
 DISPERSIONS = ("gene", "gene-batch")
 MMD_ON = ("none", "decoder", "z")
 NORMS = ("batch", "layer", "none")
+LIBRARY = ("observed", "learned")
 
 
 class ConditionalVAE(nn.Module):
@@ -53,10 +56,11 @@ class ConditionalVAE(nn.Module):
     def __init__(self, n_genes: int, n_conditions: int, *, n_latent: int = 10, hidden: Sequence[int] = (128,),
                  dropout: float = 0.1, decoder_dropout: float = 0.0, likelihood: str = "zinb",
                  dispersion: str = "gene", encode_conditions: bool = False, condition_at: str = "all",
-                 norm: str = "batch", mmd_on: str = "none", mmd_weight: float = 0.0, var_eps: float = 1e-4):
+                 norm: str = "batch", mmd_on: str = "none", mmd_weight: float = 0.0, var_eps: float = 1e-4,
+                 library: str = "observed", batch_norm_momentum: float = 0.1, batch_norm_eps: float = 1e-5):
         super().__init__()
         for name, value, allowed in (("likelihood", likelihood, LIKELIHOODS), ("dispersion", dispersion, DISPERSIONS),
-                                     ("mmd_on", mmd_on, MMD_ON), ("norm", norm, NORMS)):
+                                     ("mmd_on", mmd_on, MMD_ON), ("norm", norm, NORMS), ("library", library, LIBRARY)):
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
         hidden = [int(h) for h in hidden]
@@ -66,11 +70,13 @@ class ConditionalVAE(nn.Module):
         self.n_genes, self.n_conditions, self.n_latent = int(n_genes), int(n_conditions), int(n_latent)
         self.likelihood, self.dispersion, self.mmd_on = likelihood, dispersion, mmd_on
         self.mmd_weight, self.encode_conditions = float(mmd_weight), bool(encode_conditions)
+        bn = dict(batch_norm_momentum=batch_norm_momentum, batch_norm_eps=batch_norm_eps)
+        self.batch_norm_options = bn
         block = dict(activation="relu", last_activation="relu", hidden_last=True, batch_norm=norm == "batch",
-                     layer_norm=norm == "layer", condition_at=condition_at, dropout=float(decoder_dropout))
+                     layer_norm=norm == "layer", condition_at=condition_at, dropout=float(decoder_dropout), **bn)
         self.encoder = GaussianEncoder(n_genes, n_latent, hidden=tuple(hidden),
                                        n_conditions=n_conditions if encode_conditions else 0,
-                                       condition_at=condition_at, dropout=dropout, norm=norm, var_eps=var_eps)
+                                       condition_at=condition_at, dropout=dropout, norm=norm, var_eps=var_eps, **bn)
         # the decoder mirrors the encoder; its first layer apart, as trVAE's MMD reads its output
         sizes = hidden[::-1]
         self.decoder_first = MLP([n_latent, sizes[0]], n_conditions=n_conditions, **block)
@@ -81,6 +87,23 @@ class ConditionalVAE(nn.Module):
         if likelihood in ("nb", "zinb"):
             shape = (n_genes,) if dispersion == "gene" else (n_conditions, n_genes)
             self.log_theta = nn.Parameter(torch.randn(shape))
+        if library == "learned" and likelihood == "gaussian":
+            raise ValueError("a learned library size needs a count likelihood ('nb' or 'zinb')")
+        self.library = library
+        self.library_encoder = None
+        if library == "learned":
+            self.library_encoder = GaussianEncoder(n_genes, 1, hidden=(hidden[0],),
+                                                   n_conditions=n_conditions if encode_conditions else 0,
+                                                   condition_at=condition_at, dropout=dropout, norm=norm,
+                                                   var_eps=var_eps, **bn)
+            self.register_buffer("library_log_mean", torch.zeros(n_conditions))
+            self.register_buffer("library_log_var", torch.ones(n_conditions))
+
+    def set_library_prior(self, log_mean, log_var) -> None:
+        """The per-condition prior of the log library size (``library="learned"``): mean and variance of the
+        training cells' log total counts in each condition."""
+        self.library_log_mean.copy_(torch.as_tensor(log_mean, dtype=torch.float32))
+        self.library_log_var.copy_(torch.as_tensor(log_var, dtype=torch.float32).clamp(min=1e-4))
 
     # ------------------------------------------------------------------ pieces
     def _encoder_input(self, x: torch.Tensor) -> torch.Tensor:
@@ -124,27 +147,44 @@ class ConditionalVAE(nn.Module):
         return zinb_nll(x, mu, theta, self.dropout_head(h)).sum(-1)
 
     # ------------------------------------------------------------------ loss
+    def _library(self, x: torch.Tensor, condition: torch.Tensor, library):
+        """``(library, kl)``: the observed library size (``kl`` 0), or a sample of the learned one (its mean in eval
+        mode) with KL(q(log_l | x) || N(prior mean, prior var) of the cell's condition) per cell."""
+        if self.library_encoder is None:
+            return library, None
+        cond = condition if self.encode_conditions else None
+        mean, var, log_l = self.library_encoder(self._encoder_input(x), cond)
+        p_mean, p_var = self.library_log_mean[condition.long()], self.library_log_var[condition.long()]
+        kl = 0.5 * (torch.log(p_var) - torch.log(var[:, 0]) + (var[:, 0] + (mean[:, 0] - p_mean) ** 2) / p_var - 1)
+        return torch.exp(log_l), kl
+
     def _per_cell(self, batch: Dict[str, object]):
-        """``(reconstruction, kl, z, h1)``: the per-cell terms of ``batch`` and what the MMD may act on."""
+        """``(reconstruction, kl, z, h1, kl_library)``: the per-cell terms of ``batch``, what the MMD may act on,
+        and the learned library size's KL (``None`` for the observed library)."""
         x, condition = batch["x"], batch["condition"]
         mean, var, z = self.posterior(x, condition)
         h1, h = self.decode(z, condition)
-        return self.reconstruction(x, h, condition, batch.get("library")), kl_normal_var(mean, var), z, h1
+        library, kl_library = self._library(x, condition, batch.get("library"))
+        return self.reconstruction(x, h, condition, library), kl_normal_var(mean, var), z, h1, kl_library
 
     def loss(self, batch: Dict[str, object]) -> Dict[str, torch.Tensor]:
         """Loss of one minibatch (module contract): mean over cells of reconstruction + weighted KL (+ MMD)."""
         condition = batch["condition"]
-        rec, kl, z, h1 = self._per_cell(batch)
+        rec, kl, z, h1, kl_library = self._per_cell(batch)
         reconstruction, kl = rec.mean(), kl.mean()
         if self.mmd_on != "none" and self.mmd_weight > 0:
             mmd = mmd_between_conditions(h1 if self.mmd_on == "decoder" else z, condition, self.n_conditions)
         else:
             mmd = reconstruction.new_zeros(())
         loss = reconstruction + float(batch.get("kl_weight", 1.0)) * kl + self.mmd_weight * mmd
-        return {"loss": loss, "reconstruction": reconstruction, "kl": kl, "mmd": mmd}
+        out = {"loss": loss, "reconstruction": reconstruction, "kl": kl, "mmd": mmd}
+        if kl_library is not None:  # not warmed up (scvi-tools' kl_local_no_warmup)
+            out["kl_library"] = kl_library.mean()
+            out["loss"] = loss + out["kl_library"]
+        return out
 
     def elbo_terms(self, batch: Dict[str, object]) -> Dict[str, torch.Tensor]:
         """Summed (not averaged) reconstruction and KL over the cells of ``batch``, in the current mode
         (validation: the unweighted negative ELBO, as scvi-tools reports it)."""
-        rec, kl, _, _ = self._per_cell(batch)
-        return {"reconstruction": rec.sum(), "kl": kl.sum()}
+        rec, kl, _, _, kl_library = self._per_cell(batch)
+        return {"reconstruction": rec.sum(), "kl": kl.sum() + (0.0 if kl_library is None else kl_library.sum())}

@@ -51,20 +51,23 @@ def zinb_nll(x: torch.Tensor, mu: torch.Tensor, theta: torch.Tensor, pi_logits: 
              eps: float = _EPS) -> torch.Tensor:
     """Element-wise negative log-likelihood of counts ``x`` under a zero-inflated NB.
 
-    pi = sigmoid(``pi_logits``) is the probability of a structural zero; the NB part has mean ``mu`` and
-    inverse dispersion ``theta`` (clamped as in :func:`nb_nll`).
+    pi = sigmoid(``l``) (``l`` = ``pi_logits``) is the probability of a structural zero; the NB part has mean
+    ``mu`` and inverse dispersion ``theta`` (clamped as in :func:`nb_nll`). With log NB(0) = theta*log(theta /
+    (theta+mu)), log(1 - pi) = -softplus(l) and pi / (1 - pi) = exp(l)::
 
-    x == 0: -log(pi + (1-pi) NB(0)) = -logaddexp(log pi, log(1-pi) + log NB(0))
-    x > 0:  -log(1-pi) + nb_nll(x)
+        x == 0: -log(pi + (1-pi) NB(0)) = softplus(l) - logaddexp(l, log NB(0))
+        x > 0:  -log(1-pi) - log NB(x)  = softplus(l) - log NB(x)
 
-    with log pi = -softplus(-pi_logits) and log(1-pi) = -softplus(pi_logits), so that no sigmoid is logged.
+    Computed densely in one pass (no sigmoid is logged): fewer element-wise operations than the NB term plus a
+    mixture, which is faster on CPU even where most counts are zero.
     """
-    nb = nb_nll(x, mu, theta, eps)  # at x == 0 this is -log NB(0)
-    log_pi = -F.softplus(-pi_logits)
-    log_one_minus_pi = -F.softplus(pi_logits)
-    case_zero = -torch.logaddexp(log_pi, log_one_minus_pi - nb)
-    case_non_zero = nb - log_one_minus_pi
-    return torch.where(x == 0, case_zero, case_non_zero)
+    theta = theta.clamp(min=eps, max=1e6)
+    mu = mu.clamp(min=eps)
+    log_theta_mu = torch.log(theta + mu + eps)
+    log_nb_zero = theta * (torch.log(theta + eps) - log_theta_mu)
+    log_nb = (log_nb_zero + x * (torch.log(mu + eps) - log_theta_mu) + torch.lgamma(x + theta) - torch.lgamma(theta)
+              - torch.lgamma(x + 1.0))
+    return F.softplus(pi_logits) - torch.where(x == 0, torch.logaddexp(pi_logits, log_nb_zero), log_nb)
 
 
 def gaussian_nll(x: torch.Tensor, mean: torch.Tensor, var: torch.Tensor | float = 1.0) -> torch.Tensor:
