@@ -54,19 +54,23 @@ def _sparse_gb(adata) -> float:
     return (X.data.nbytes + X.indices.nbytes + X.indptr.nbytes) / 1e9
 
 
-def latent_scores(adata, Z, n_eval: int = 10_000) -> dict:
-    """k-means NMI / ARI (the simulated types) and iLISI of ``Z`` on a seeded subsample of ``n_eval`` cells."""
+def eval_cells(n_cells: int, n_eval: int = 10_000):
+    """The seeded subsample of cells whose latent space is scored (sorted indices)."""
     import numpy as np
+
+    return np.sort(np.random.default_rng(0).choice(n_cells, size=min(n_eval, n_cells), replace=False))
+
+
+def latent_scores(Z, labels, batches) -> dict:
+    """k-means NMI / ARI (the simulated types) and iLISI of the latent space ``Z`` of cells with these labels."""
     from scintegrate.metrics import compute_metrics
     from sklearn.cluster import KMeans
     from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
-    sub = np.sort(np.random.default_rng(0).choice(adata.n_obs, size=min(n_eval, adata.n_obs), replace=False))
-    labels, batches = adata.obs["cell_type"].to_numpy()[sub], adata.obs["batch"].to_numpy()[sub]
-    pred = KMeans(TYPES, n_init=10, random_state=0).fit_predict(Z[sub])
+    pred = KMeans(TYPES, n_init=10, random_state=0).fit_predict(Z)
     return {"nmi": round(float(normalized_mutual_info_score(labels, pred)), 4),
             "ari": round(float(adjusted_rand_score(labels, pred)), 4),
-            "ilisi": round(float(compute_metrics(Z[sub], batches, labels, metrics=["ilisi"], seed=0)["ilisi"]), 4)}
+            "ilisi": round(float(compute_metrics(Z, batches, labels, metrics=["ilisi"], seed=0)["ilisi"]), 4)}
 
 
 def child_ours(n_cells: int, threads: int, max_epochs=None) -> dict:
@@ -83,7 +87,9 @@ def child_ours(n_cells: int, threads: int, max_epochs=None) -> dict:
     model = SCVI(seed=0, progress=False, max_epochs=max_epochs).fit(adata, batch_key="batch")
     wall = time.perf_counter() - start
     s = model.schedule_
-    scores = latent_scores(adata, model.embed()) if max_epochs is None else {}
+    sub = eval_cells(n_cells)
+    scores = {} if max_epochs is not None else latent_scores(
+        model.embed()[sub], adata.obs["cell_type"].to_numpy()[sub], adata.obs["batch"].to_numpy()[sub])
     return {"cells": n_cells, "method": "scintegrate SCVI", "wall_s": round(wall, 1), **scores,
             "val_elbo": [round(v, 3) for v in model.history_.losses.get("val_elbo", [])],
             "training_s": model.timings_["training"], "epochs_used": s["epochs_used"], "max_epochs": s["max_epochs"],
@@ -133,30 +139,19 @@ def child_peer(n_cells: int, epochs: int, threads: int) -> dict:
 
 
 def child_convergence(n_cells: int, threads: int, every: int, n_eval: int, max_epochs=None) -> dict:
-    import numpy as np
     import torch
 
     torch.set_num_threads(threads)
     import scintegrate.train as train_mod
-    from scintegrate.metrics import compute_metrics
     from scintegrate.models import SCVI
-    from sklearn.cluster import KMeans
-    from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
     adata = simulate(n_cells)
-    rng = np.random.default_rng(0)
-    sub = np.sort(rng.choice(n_cells, size=min(n_eval, n_cells), replace=False))
+    sub = eval_cells(n_cells, n_eval)
     labels = adata.obs["cell_type"].to_numpy()[sub]
     batches = adata.obs["batch"].to_numpy()[sub]
     model = SCVI(seed=0, progress=False, patience=10 ** 6, max_epochs=max_epochs)
     trace, original = [], train_mod.train_loop
     state = {}
-
-    def scores(Z):
-        pred = KMeans(TYPES, n_init=10, random_state=0).fit_predict(Z)
-        mix = compute_metrics(Z, batches, labels, metrics=["ilisi"], seed=0)["ilisi"]
-        return {"nmi": round(float(normalized_mutual_info_score(labels, pred)), 4),
-                "ari": round(float(adjusted_rand_score(labels, pred)), 4), "ilisi": round(float(mix), 4)}
 
     def patched(module, make_batches, optimizer, **kw):
         start = time.perf_counter()
@@ -168,7 +163,7 @@ def child_convergence(n_cells: int, threads: int, every: int, n_eval: int, max_e
                 t = time.perf_counter()
                 Z = model._encode(state["X"][sub], model.train_codes_[sub])
                 module.train()
-                row.update(scores(Z))
+                row.update(latent_scores(Z, labels, batches))
                 state["eval_s"] = state.get("eval_s", 0.0) + time.perf_counter() - t
             trace.append(row)
             print(json.dumps(row), flush=True)

@@ -57,7 +57,7 @@ def default_max_epochs(n_cells: int) -> int:
 
 def adam(parameters, *, lr: float, weight_decay: float):
     """Adam with scvi-tools' / scArches' epsilon 0.01, fused into one kernel per step (the same updates as the
-    per-tensor loop, measured 11% faster per scVI epoch on one CPU thread)."""
+    per-tensor loop, and faster: ``benchmarks/results/vae_design.md``)."""
     import torch
 
     return torch.optim.Adam(parameters, lr=lr, weight_decay=weight_decay, eps=ADAM_EPS, fused=True)

@@ -124,17 +124,20 @@ class SCANVI(SCVI):
             order = [str(c) for c in column.cat.categories]
         else:
             order = sorted(set(names[~unlabelled]))
-        self.labels_ = [c for c in order if c in set(names[labelled])]
-        unseen = [c for c in order if c in set(names[~unlabelled & hidden]) and c not in self.labels_]
+        seen, hidden_only = set(names[labelled]), set(names[~unlabelled & hidden])
+        self.labels_ = [c for c in order if c in seen]
+        unseen = [c for c in order if c in hidden_only and c not in seen]
         if unseen:
             warnings.warn(f"label categories {unseen[:5]} occur only among unlabelled cells (outside "
                           "labeled_batches); scANVI cannot predict them", UserWarning, stacklevel=4)
-        lookup = {c: i for i, c in enumerate(self.labels_)}
-        return np.array([lookup[n] if ok else -1 for n, ok in zip(names, labelled)], dtype=np.int64)
+        codes = pd.Categorical(names, categories=self.labels_).codes.astype(np.int64)
+        codes[~labelled] = -1
+        return codes
 
     def _fit(self, adata, data) -> None:
         self.label_codes_ = self._label_codes(adata, data)  # before any training: a bad column fails at once
         super()._fit(adata, data)
+        self.probabilities_ = self._probabilities(self.embedding_)  # the classifier on the embedding just made
 
     # ------------------------------------------------------------------ training
     def _train_stages(self, X, codes) -> None:
@@ -187,7 +190,7 @@ class SCANVI(SCVI):
         def validate(epoch):
             out = {}
             if val_labelled.size:
-                pred = self._classify(X, codes, val_labelled).argmax(1).cpu().numpy()
+                pred = self._probabilities(self._encode(X[val_labelled], codes[val_labelled])).argmax(1)
                 out["accuracy"] = float(np.mean(pred == labels[val_labelled]))
             return out
 
@@ -199,7 +202,6 @@ class SCANVI(SCVI):
         self.module.eval()
         self.schedule_["scanvi_epochs"] = int(epochs)
         self.n_labelled_ = int(np.sum(labels >= 0))
-        self.probabilities_ = self._classify(X, codes).cpu().numpy().astype(np.float32)
 
     def _wrap(self, vae):
         from ..modules.scanvi import SCANVAE
@@ -209,18 +211,16 @@ class SCANVI(SCVI):
                        norm="batch", marginalize_labelled=p["marginalize_labelled"])
 
     # ------------------------------------------------------------------ predictions
-    def _classify(self, X, codes, rows=None):
+    def _probabilities(self, Z) -> np.ndarray:
+        """q(y | z1) at the posterior means ``Z`` (cells x n_latent): float32, one column per category."""
         import torch
 
         from ..train import map_chunks
 
-        rows = np.arange(X.shape[0]) if rows is None else np.asarray(rows)
         self.module.eval()
-
-        def probs(chunk):
-            b = self._batches(X, codes, rows[chunk])
-            return torch.softmax(self.module.classify(b["x"], b["condition"]), dim=-1)
-        return map_chunks(probs, rows.size)
+        z = torch.as_tensor(Z, device=self.device)
+        out = map_chunks(lambda rows: torch.softmax(self.module.classifier(z[rows]), dim=-1), z.shape[0])
+        return out.cpu().numpy().astype(np.float32)
 
     def predict(self, adata=None, *, soft: bool = False, batch_key: Optional[str] = None,
                 layer: Optional[str] = None):
@@ -231,7 +231,7 @@ class SCANVI(SCVI):
             probs = self.probabilities_
         else:
             adata, data = self._new_cells(adata, batch_key=batch_key, layer=layer)
-            probs = self._classify(*self._new_values(data)).cpu().numpy()
+            probs = self._probabilities(self._encode(*self._new_values(data)))
         index = None if adata is None else adata.obs_names
         frame = pd.DataFrame(probs, columns=self.labels_, index=index)
         if soft:

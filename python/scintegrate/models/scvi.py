@@ -5,7 +5,8 @@ The network is :class:`scintegrate.modules.vae.ConditionalVAE` with scvi-tools' 
 encoder, 10 latent dimensions; the decoder takes the batch in every layer; ZINB likelihood with one dispersion
 per gene; the observed library size. Training (:mod:`scintegrate.models._vae_base`): Adam at 1e-3 with weight
 decay 1e-6, minibatches of 128, the KL weight ramping over 400 epochs as scvi-tools does (so runs shorter than
-400 epochs end below weight 1, as there), scvi-tools' epoch rule, early stopping on the held-out ELBO.
+400 epochs end below weight 1, as there), scvi-tools' epoch rule, early stopping on the held-out ELBO once the
+KL warm-up has ended.
 
 Example
 -------

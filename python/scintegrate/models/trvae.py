@@ -6,7 +6,7 @@ one dispersion per gene and batch; the multi-scale RBF MMD between the batches p
 output of the first decoder layer (the paper's choice; ``mmd_on="z"``, scArches' default, as an option),
 weighted by ``mmd_weight`` (beta = 1). Architecture and training as scArches' trVAE: hidden layers (256, 64)
 (the decoder mirrored), 10 latent dimensions, dropout 0.05 in every layer, layer normalisation, Adam at 1e-3
-with weight decay 0.04, minibatches of 128, early stopping on the held-out ELBO. One deliberate difference from
+with weight decay 0.04, minibatches of 128, early stopping on the held-out ELBO after the KL warm-up. One deliberate difference from
 scArches' default (no KL annealing): the KL weight ramps over 400 epochs, as scVI's does, which kept the
 simulated types better apart (``benchmarks/results/vae_design.md``); ``n_epochs_kl_warmup=None`` restores
 scArches'.

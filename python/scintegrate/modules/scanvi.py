@@ -73,15 +73,14 @@ class SCANVAE(nn.Module):
         self.marginalize_labelled = bool(marginalize_labelled)
         n_latent = vae.n_latent
         hidden = [int(h) for h in hidden]
-        bn = getattr(vae, "batch_norm_options", {})  # scVI's batch-norm momentum and eps
         self.classifier = nn.Sequential(
             MLP([n_latent, *hidden], activation="relu", last_activation="relu", dropout=dropout,
-                batch_norm=norm == "batch", layer_norm=norm == "layer", hidden_last=True, **bn),
+                batch_norm=norm == "batch", layer_norm=norm == "layer", hidden_last=True),
             nn.Linear(hidden[-1], self.n_labels))
         self.encoder_z2 = GaussianEncoder(n_latent, n_latent, hidden=hidden, n_conditions=self.n_labels,
-                                          condition_at="all", dropout=dropout, norm=norm, **bn)
+                                          condition_at="all", dropout=dropout, norm=norm)
         self.decoder_z1 = GaussianEncoder(n_latent, n_latent, hidden=hidden, n_conditions=self.n_labels,
-                                          condition_at="all", dropout=0.0, norm=norm, **bn)
+                                          condition_at="all", dropout=0.0, norm=norm)
         self.register_buffer("log_prior", torch.full((self.n_labels,), -math.log(self.n_labels)))
 
     # ------------------------------------------------------------------ module contract, predictions

@@ -57,7 +57,7 @@ class ConditionalVAE(nn.Module):
                  dropout: float = 0.1, decoder_dropout: float = 0.0, likelihood: str = "zinb",
                  dispersion: str = "gene", encode_conditions: bool = False, condition_at: str = "all",
                  norm: str = "batch", mmd_on: str = "none", mmd_weight: float = 0.0, var_eps: float = 1e-4,
-                 library: str = "observed", batch_norm_momentum: float = 0.1, batch_norm_eps: float = 1e-5):
+                 library: str = "observed"):
         super().__init__()
         for name, value, allowed in (("likelihood", likelihood, LIKELIHOODS), ("dispersion", dispersion, DISPERSIONS),
                                      ("mmd_on", mmd_on, MMD_ON), ("norm", norm, NORMS), ("library", library, LIBRARY)):
@@ -70,13 +70,11 @@ class ConditionalVAE(nn.Module):
         self.n_genes, self.n_conditions, self.n_latent = int(n_genes), int(n_conditions), int(n_latent)
         self.likelihood, self.dispersion, self.mmd_on = likelihood, dispersion, mmd_on
         self.mmd_weight, self.encode_conditions = float(mmd_weight), bool(encode_conditions)
-        bn = dict(batch_norm_momentum=batch_norm_momentum, batch_norm_eps=batch_norm_eps)
-        self.batch_norm_options = bn
         block = dict(activation="relu", last_activation="relu", hidden_last=True, batch_norm=norm == "batch",
-                     layer_norm=norm == "layer", condition_at=condition_at, dropout=float(decoder_dropout), **bn)
+                     layer_norm=norm == "layer", condition_at=condition_at, dropout=float(decoder_dropout))
         self.encoder = GaussianEncoder(n_genes, n_latent, hidden=tuple(hidden),
                                        n_conditions=n_conditions if encode_conditions else 0,
-                                       condition_at=condition_at, dropout=dropout, norm=norm, var_eps=var_eps, **bn)
+                                       condition_at=condition_at, dropout=dropout, norm=norm, var_eps=var_eps)
         # the decoder mirrors the encoder; its first layer apart, as trVAE's MMD reads its output
         sizes = hidden[::-1]
         self.decoder_first = MLP([n_latent, sizes[0]], n_conditions=n_conditions, **block)
@@ -95,7 +93,7 @@ class ConditionalVAE(nn.Module):
             self.library_encoder = GaussianEncoder(n_genes, 1, hidden=(hidden[0],),
                                                    n_conditions=n_conditions if encode_conditions else 0,
                                                    condition_at=condition_at, dropout=dropout, norm=norm,
-                                                   var_eps=var_eps, **bn)
+                                                   var_eps=var_eps)
             self.register_buffer("library_log_mean", torch.zeros(n_conditions))
             self.register_buffer("library_log_var", torch.ones(n_conditions))
 

@@ -26,8 +26,8 @@ _NORMS = ("batch", "layer", "none")
 class GaussianEncoder(nn.Module):
     """q(z | x, condition) = N(mean, var): an :class:`MLP` body to ``hidden[-1]``, then mean and log-variance heads.
 
-    Every body layer is Linear -> norm -> activation -> dropout (``norm`` is "batch", "layer" or "none"; the
-    batch norm's momentum and eps as in :class:`MLP`), the last one included; the condition enters as in :class:`MLP` (``condition_at`` "first" or "all").
+    Every body layer is Linear -> norm -> activation -> dropout (``norm`` is "batch", "layer" or "none"),
+    the last one included; the condition enters as in :class:`MLP` (``condition_at`` "first" or "all").
     ``var = exp(logvar) + var_eps``; ``z = mean + sqrt(var) * eps`` in training mode, ``z = mean`` in eval.
     """
 
@@ -43,8 +43,6 @@ class GaussianEncoder(nn.Module):
         norm: str = "batch",
         var_eps: float = 1e-4,
         activation: str = "relu",
-        batch_norm_momentum: float = 0.1,
-        batch_norm_eps: float = 1e-5,
     ):
         super().__init__()
         hidden = list(hidden)
@@ -55,8 +53,7 @@ class GaussianEncoder(nn.Module):
         self.var_eps = var_eps
         self.body = MLP([n_input, *hidden], activation=activation, last_activation=activation,
                         n_conditions=n_conditions, condition_at=condition_at, dropout=dropout,
-                        batch_norm=norm == "batch", layer_norm=norm == "layer", hidden_last=True,
-                        batch_norm_momentum=batch_norm_momentum, batch_norm_eps=batch_norm_eps)
+                        batch_norm=norm == "batch", layer_norm=norm == "layer", hidden_last=True)
         self.mean = nn.Linear(hidden[-1], n_latent)
         self.logvar = nn.Linear(hidden[-1], n_latent)
 

@@ -37,8 +37,7 @@ class MLP(nn.Module):
     Hidden layers are Linear -> [BatchNorm1d | LayerNorm] -> activation -> [Dropout]; ``layer_norm`` uses
     ``nn.LayerNorm(d_out, elementwise_affine=False)`` and excludes ``batch_norm``. ``hidden_last=True``
     treats the last layer the same way (norm and dropout too, with ``last_activation``): a body that feeds
-    further heads, as in VAE encoders and decoders. ``batch_norm_momentum`` / ``batch_norm_eps`` are torch's
-    (0.1, 1e-5) unless given (scvi-tools' layers use 0.01 and 0.001).
+    further heads, as in VAE encoders and decoders.
     """
 
     def __init__(
@@ -53,8 +52,6 @@ class MLP(nn.Module):
         condition_at: str = "first",
         layer_norm: bool = False,
         hidden_last: bool = False,
-        batch_norm_momentum: float = 0.1,
-        batch_norm_eps: float = 1e-5,
     ):
         super().__init__()
         if len(sizes) < 2:
@@ -73,7 +70,7 @@ class MLP(nn.Module):
             layers.append(nn.Linear(d_in + (n_conditions if conditioned else 0), d_out))
             act = last_activation if is_last else activation
             if not plain and batch_norm:
-                layers.append(nn.BatchNorm1d(d_out, momentum=batch_norm_momentum, eps=batch_norm_eps))
+                layers.append(nn.BatchNorm1d(d_out))
             if not plain and layer_norm:
                 layers.append(nn.LayerNorm(d_out, elementwise_affine=False))
             if act is not None:
