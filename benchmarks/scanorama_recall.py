@@ -155,13 +155,14 @@ def main(argv=None) -> dict:
     import scintegrate as si
     from scintegrate import pp
     from scintegrate.models import _scanorama_core as core
+    from scintegrate.models._exact_knn import l2_normalize_rows
 
     torch.set_num_threads(args.threads)
     warnings.simplefilter("ignore")
     adata = si.datasets.simulate_counts(n_cells=args.n_cells, n_genes=2000, n_batches=10, n_types=6, seed=0)
     work = adata.copy()  # log-normalised in place, as Scanorama's input step
     features, _ = pp.normalize_and_select(work, batch_key="batch", n_features=2000, counts=True)
-    E = core.randomized_pca(core.l2_normalize_rows(work[:, list(features)].X), 100, seed=0).numpy()
+    E = core.randomized_pca(l2_normalize_rows(work[:, list(features)].X), 100, seed=0).numpy()
     U = E / np.linalg.norm(E, axis=1, keepdims=True)
     names = sorted(adata.obs["batch"].astype(str).unique())
     batch = np.searchsorted(names, adata.obs["batch"].astype(str).to_numpy())

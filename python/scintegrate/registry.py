@@ -217,6 +217,10 @@ register(MethodSpec(
     input=("counts", "log"), allow_negative=True, min_batch_cells=2, small_batch_cells=10,
     quick_params={"dimred": 20}))
 register(MethodSpec(
+    name="fastmnn", model="scintegrate.models.fastmnn:FastMNN",
+    description="fastMNN (Haghverdi et al. 2018; batchelor): MNN pairs in a multi-batch PCA, batches merged in turn",
+    input=("counts", "log"), allow_negative=True, min_batch_cells=1, quick_params={"d": 10}))
+register(MethodSpec(
     name="harmonypy", model="scintegrate.benchmark.peers:HarmonyPy", kind="peer", requires=("harmonypy",),
     description="harmonypy on the Seurat-style PCA (Korsunsky et al. 2019)", input=("counts", "log"),
     allow_negative=True, min_batch_cells=2))

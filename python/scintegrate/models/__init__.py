@@ -11,7 +11,7 @@ _CLASSES = {"IntegrationModel": "scintegrate.models._base", "IntegrationResult":
             "DeepBID": "scintegrate.models.deepbid", "Harmony": "scintegrate.models.harmony",
             "Scanorama": "scintegrate.models.scanorama", "SCVI": "scintegrate.models.scvi",
             "TRVAE": "scintegrate.models.trvae", "CVAE": "scintegrate.models.cvae",
-            "SCANVI": "scintegrate.models.scanvi"}
+            "SCANVI": "scintegrate.models.scanvi", "FastMNN": "scintegrate.models.fastmnn"}
 
 
 def __getattr__(name):

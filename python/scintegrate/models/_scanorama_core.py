@@ -2,7 +2,7 @@
 
 The steps, in the order :class:`scintegrate.models.scanorama.Scanorama` runs them:
 
-- :func:`l2_normalize_rows` and :func:`randomized_pca`: cells scaled to unit length, then a centred
+- :func:`~scintegrate.models._exact_knn.l2_normalize_rows` and :func:`randomized_pca`: cells scaled to unit length, then a centred
   randomized SVD of the merged matrix (the embedding is ``U * s``);
 - :func:`find_matches`: mutual nearest neighbours (MNN) between every pair of batches, on the embedding
   scaled to unit length: the ``knn`` neighbours of each cell among the cells of all other batches (searched
@@ -36,11 +36,17 @@ Example
 
 from __future__ import annotations
 
-import warnings
 from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 import scipy.sparse as sp
+
+from ._exact_knn import BLOCK_ELEMENTS, mutual_pairs
+from ._exact_knn import block_order as _block_order
+from ._exact_knn import knn_into_exact as _knn_into_exact
+from ._exact_knn import pair_knn_exact as _pair_knn_exact
+from ._exact_knn import torch_matrix as _torch_matrix
+from ._mnn_common import randomized_svd
 
 #: data of at most this many cells is searched exactly on the CPU (``method="auto"``; inverted lists above)
 EXACT_MAX = 20_000
@@ -49,8 +55,6 @@ NNDESCENT_MIN = 4096
 #: inverted-list search (``method="ivf"``): batches of at most this many cells are searched exactly; lists per
 #: square root of the batch size; share of the lists probed per query
 IVF_MIN, IVF_LISTS_PER_SQRT, IVF_PROBE_SHARE = 2048, 1.0, 0.10
-#: elements of one block of a distance or kernel matrix (32 MiB of float32)
-BLOCK_ELEMENTS = 1 << 23
 #: elements of one block of the merging kernel (4 MiB: it is updated in place several times, so it stays in cache)
 KERNEL_BLOCK = 1 << 20
 #: an edge is skipped once both its batches were on more than this many edges (the package's rule)
@@ -58,34 +62,6 @@ MAX_MERGES = 3
 
 
 # ---------------------------------------------------------------------------------------------- embedding
-def l2_normalize_rows(X):
-    """Each row divided by its Euclidean norm (rows of zeros stay zero); sparse stays sparse, float32."""
-    if sp.issparse(X):
-        X = sp.csr_matrix(X, dtype=np.float32, copy=True)
-        norms = np.sqrt(np.asarray(X.multiply(X).sum(1)).ravel())
-        norms[norms == 0] = 1.0
-        X.data /= np.repeat(norms, np.diff(X.indptr)).astype(np.float32)
-        return X
-    X = np.array(X, dtype=np.float32)
-    norms = np.linalg.norm(X, axis=1, keepdims=True)
-    norms[norms == 0] = 1.0
-    return X / norms
-
-
-def _torch_matrix(X, device):
-    """A torch tensor of ``X`` on ``device`` (sparse CSR stays sparse)."""
-    import torch
-
-    if not sp.issparse(X):
-        return torch.as_tensor(np.ascontiguousarray(X, dtype=np.float32), device=device)
-    X = sp.csr_matrix(X, dtype=np.float32)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
-        return torch.sparse_csr_tensor(torch.as_tensor(X.indptr.astype(np.int64)),
-                                       torch.as_tensor(X.indices.astype(np.int64)),
-                                       torch.as_tensor(X.data), size=X.shape).to(device)
-
-
 def randomized_pca(X, k: int, *, seed: int = 0, device="cpu", oversample: int = 10, n_iter: int = 2):
     """``U * s`` of the centred ``X`` (cells x genes, sparse or dense): a randomized SVD (Halko et al. 2011).
 
@@ -97,7 +73,6 @@ def randomized_pca(X, k: int, *, seed: int = 0, device="cpu", oversample: int = 
     """
     import torch
 
-    from .._device import torch_generator
 
     n, p = X.shape
     k = int(min(k, n, p))
@@ -111,13 +86,7 @@ def randomized_pca(X, k: int, *, seed: int = 0, device="cpu", oversample: int = 
     def t_times(M):  # (X - 1 mean^T)^T @ M
         return At @ M - mean[:, None] * M.sum(0)[None, :]
 
-    omega = torch.randn(p, width, generator=torch_generator(seed), dtype=torch.float32).to(device)
-    Q = torch.linalg.qr(times(omega)).Q
-    for _ in range(n_iter):
-        Q = torch.linalg.qr(t_times(Q)).Q
-        Q = torch.linalg.qr(times(Q)).Q
-    B = t_times(Q).T  # width x p = Q^T (X - 1 mean^T)
-    Ub, s, Vt = torch.linalg.svd(B.double(), full_matrices=False)
+    Q, Ub, s, Vt = randomized_svd(times, t_times, p, width, seed=seed, n_iter=n_iter, device=device)
     Ub, s, Vt = Ub[:, :k], s[:k], Vt[:k]
     sign = torch.sign(Vt.gather(1, Vt.abs().argmax(1, keepdim=True))).ravel()
     sign[sign == 0] = 1.0
@@ -125,64 +94,6 @@ def randomized_pca(X, k: int, *, seed: int = 0, device="cpu", oversample: int = 
 
 
 # ---------------------------------------------------------------------------------------------- matching
-def _block_order(q, ref, ref_sq, metric: str):
-    """Distances of the rows of ``q`` to those of ``ref`` up to a per-row constant: Manhattan (exact), or
-    ``|ref_j|^2 - 2 q_i . ref_j`` for Euclidean (squared distance less ``|q_i|^2``; one matrix product)."""
-    import torch
-
-    if metric == "manhattan":
-        return torch.cdist(q, ref, p=1)
-    return torch.addmm(ref_sq[None, :], q, ref.T, beta=1.0, alpha=-2.0)
-
-
-def _pair_knn_exact(A, B, k_ab: int, k_ba: int, metric: str):
-    """Exact neighbours both ways between the rows of ``A`` and ``B`` (torch) from one pass over their distances,
-    one block of rows at a time: ``(indices into B, distances)`` of each row of ``A`` (``nA x k_ab``) and the
-    same of ``B`` into ``A``. Used where one pass over a pair serves both directions: Manhattan distances (no
-    matrix product, so their computation dominates) and ``scope="pair"``."""
-    import torch
-
-    nA, nB = A.shape[0], B.shape[0]
-    rows = max(1, BLOCK_ELEMENTS // max(nB, 1))
-    b_sq = (B * B).sum(1)
-    ab_i, ab_d, best_d, best_i = [], [], None, None
-    for start in range(0, nA, rows):
-        q = A[start:start + rows]
-        D = _block_order(q, B, b_sq, metric)
-        if metric == "euclidean":
-            D = (D + (q * q).sum(1, keepdim=True)).clamp_(min=0).sqrt_()
-        d, i = torch.topk(D, k_ab, dim=1, largest=False)
-        ab_i.append(i.cpu())
-        ab_d.append(d.cpu())
-        d, i = torch.topk(D, min(k_ba, D.shape[0]), dim=0, largest=False)
-        i = i + start
-        if best_d is not None:
-            d, i = torch.cat([best_d, d]), torch.cat([best_i, i])
-            d, pos = torch.topk(d, min(k_ba, d.shape[0]), dim=0, largest=False)
-            i = i.gather(0, pos)
-        best_d, best_i = d, i
-    return ((torch.cat(ab_i).numpy().astype(np.int64), torch.cat(ab_d).numpy()),
-            (best_i.T.cpu().numpy().astype(np.int64), best_d.T.cpu().numpy()))
-
-
-def _knn_into_exact(Q, R, k: int, metric: str):
-    """The exact ``k`` neighbours (indices, distances) of the rows of ``Q`` among the rows of ``R`` (torch, one
-    block of rows at a time; nearest first)."""
-    import torch
-
-    rows = max(1, BLOCK_ELEMENTS // max(R.shape[0], 1))
-    r_sq = (R * R).sum(1)
-    out_i, out_d = [], []
-    for s in range(0, Q.shape[0], rows):
-        q = Q[s:s + rows]
-        d, i = torch.topk(_block_order(q, R, r_sq, metric), k, dim=1, largest=False)
-        if metric == "euclidean":
-            d = (d + (q * q).sum(1, keepdim=True)).clamp_(min=0).sqrt_()
-        out_i.append(i.cpu())
-        out_d.append(d.cpu())
-    return torch.cat(out_i).numpy().astype(np.int64), torch.cat(out_d).numpy()
-
-
 def _keep_nearest(best, idx, dist, k: int):
     """Merge neighbour lists ``(idx, dist)`` into the running ``best`` ``(idx, dist)``, keeping ``k`` per row."""
     if best is not None:
@@ -191,14 +102,6 @@ def _keep_nearest(best, idx, dist, k: int):
         keep = np.argsort(dist, axis=1, kind="stable")[:, :k]
         idx, dist = np.take_along_axis(idx, keep, 1), np.take_along_axis(dist, keep, 1)
     return idx, dist
-
-
-def mutual_pairs(nn_ab: np.ndarray, nn_ba: np.ndarray, n_b: int) -> Tuple[np.ndarray, np.ndarray]:
-    """The pairs ``(a, b)`` with ``b`` among the neighbours of ``a`` and ``a`` among those of ``b``, sorted."""
-    ab = (np.repeat(np.arange(nn_ab.shape[0], dtype=np.int64), nn_ab.shape[1]) * n_b + nn_ab.ravel())
-    ba = nn_ba.ravel() * n_b + np.repeat(np.arange(nn_ba.shape[0], dtype=np.int64), nn_ba.shape[1])
-    both = np.intersect1d(ab, ba)
-    return both // n_b, both % n_b
 
 
 def find_matches(E, cells: Sequence[np.ndarray], *, knn: int = 20, metric: str = "manhattan",

@@ -98,15 +98,12 @@ class Scanorama(IntegrationModel):
                     seed=seed, device=device, progress=progress)
 
     def _fit(self, adata, data) -> None:
-        from .. import pp
         from . import _scanorama_core as core
+        from ._mnn_common import unit_length_features
 
         p = self.params
-        work = data.to_anndata("batch")
         with self._stage("input"):
-            features, how = pp.normalize_and_select(work, batch_key="batch", n_features=p["n_features"],
-                                                    counts=data.is_counts)
-            X = core.l2_normalize_rows(work[:, list(features)].X)
+            X, features, how = unit_length_features(data, p["n_features"])
         names = sorted(data.batch_levels)  # batches in the order of their names: nothing depends on input order
         codes = np.searchsorted(names, np.asarray(data.batch_levels)[data.batch])
         cells = [np.flatnonzero(codes == b) for b in range(len(names))]
