@@ -221,6 +221,11 @@ register(MethodSpec(
     description="fastMNN (Haghverdi et al. 2018; batchelor): MNN pairs in a multi-batch PCA, batches merged in turn",
     input=("counts", "log"), allow_negative=True, min_batch_cells=1, quick_params={"d": 10}))
 register(MethodSpec(
+    name="seurat_cca", model="scintegrate.models.seurat_cca:SeuratCCA",
+    description="Seurat v3 (Stuart et al. 2019): CCA anchors, filtered and scored, weighted correction of the features",
+    input=("counts", "log"), allow_negative=True, layer_keys=("seurat_cca_corrected",), min_batch_cells=2,
+    quick_params={"dims": 10, "n_pcs": 10, "k_filter": 50, "k_weight": 30}))
+register(MethodSpec(
     name="harmonypy", model="scintegrate.benchmark.peers:HarmonyPy", kind="peer", requires=("harmonypy",),
     description="harmonypy on the Seurat-style PCA (Korsunsky et al. 2019)", input=("counts", "log"),
     allow_negative=True, min_batch_cells=2))
@@ -255,6 +260,10 @@ register(MethodSpec(
     name="scanvitools", model="scintegrate.benchmark.peers:ScanviTools", kind="peer", requires=("scvi",),
     python_env="SCINTEGRATE_SCVI_PYTHON", labels_param="labels_key",
     description="scvi-tools' scANVI from its SCVI, with cell-type labels (Xu et al. 2021)"))
+register(MethodSpec(
+    name="seuratr", model="scintegrate.benchmark.peers:SeuratR", kind="peer", requires=("rpy2",),
+    description="R Seurat 4.3: CCA anchors + IntegrateData, then ScaleData + RunPCA (Stuart et al. 2019)",
+    input=("counts",), min_batch_cells=2, quick_params={"dims": 10, "k_filter": 50, "k_weight": 30, "n_pcs": 10}))
 register(MethodSpec(
     name="combat", model="scintegrate.benchmark.peers:ComBat", kind="peer", requires=("scanpy",),
     description="scanpy's ComBat on the log-normalised features, then scale + PCA (Johnson et al. 2007)",

@@ -8,7 +8,8 @@ PCA-based ones. They are registered in :mod:`scintegrate.registry` and run by th
 - :class:`ScanoramaPy` — scanorama on the log-normalised integration features (Hie et al. 2019);
 - :class:`ScviTools`   — scvi-tools' SCVI on the raw counts of the integration features (Lopez et al. 2018);
 - :class:`ScanviTools` — scvi-tools' scANVI from that SCVI, with cell-type labels (Xu et al. 2021);
-- :class:`ComBat`      — scanpy's ComBat on the log-normalised features, then scale + PCA (Johnson et al. 2007).
+- :class:`ComBat`      — scanpy's ComBat on the log-normalised features, then scale + PCA (Johnson et al. 2007);
+- :class:`SeuratR`     — R Seurat 4.3's CCA anchors + IntegrateData, then scale + PCA (Stuart et al. 2019), in R.
 
 Example
 -------
@@ -234,6 +235,28 @@ class ComBat(PeerModel):
         sc.pp.combat(work, key=batch_key)
         work.X = np.nan_to_num(work.X)  # genes constant within a batch give NaN in ComBat's standardisation
         return pca_of(work, n_comps=self.params["n_comps"], seed=self.seed)
+
+
+class SeuratR(PeerModel):
+    """PCs of R Seurat's integrated assay (FindIntegrationAnchors with CCA + IntegrateData at Seurat's defaults,
+    through rpy2; :func:`scintegrate.io.seurat_integration_reference.seurat_cca_reference`). Seurat's own errors
+    (a batch with fewer cells than ``dims``) are raised as ``ValueError``, so the benchmark skips the set."""
+
+    method, package = "seuratr", "rpy2 and R Seurat"
+
+    def __init__(self, *, n_features: int = 2000, dims: int = 30, k_filter: int = 200, k_weight: int = 100,
+                 n_pcs: int = 30, seed: int = 0, device: str = "auto", progress: bool = False):
+        super().__init__(seed=seed, device=device, progress=progress, n_features=n_features, dims=dims,
+                         k_filter=k_filter, k_weight=k_weight, n_pcs=n_pcs)
+
+    def _run(self, adata, batch_key):
+        from ..io.seurat_integration_reference import seurat_cca_reference
+
+        p = {k: v for k, v in self.params.items() if k != "seed"}
+        ref = seurat_cca_reference(adata, batch_key=batch_key, **p)
+        if ref["error"] is not None:
+            raise ValueError(f"R Seurat failed: {ref['error'].splitlines()[0]}")
+        return ref["integrated_pcs"]
 
 
 @contextlib.contextmanager

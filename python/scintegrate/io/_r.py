@@ -94,3 +94,28 @@ def r_unavailable_reason(packages=()) -> str:
     except Exception as err:  # ImportError, or libR failing to load
         return f"rpy2/R not usable: {err}"
     return f"R packages not installed: {missing}" if missing else ""
+
+
+def r_safe_counts(adata):
+    """``(genes, cells, counts)``: R-safe gene names whose sort order is that of the real names (ties in
+    SelectIntegrationFeatures are broken by name), cell names ``C0, C1, ...`` and ``adata.X`` as a dgCMatrix."""
+    import numpy as np
+
+    alpha_rank = np.empty(adata.n_vars, dtype=np.int64)
+    alpha_rank[np.argsort(np.asarray(adata.var_names, dtype=str), kind="stable")] = np.arange(adata.n_vars)
+    genes = np.array([f"G{r:09d}" for r in alpha_rank])
+    cells = np.array([f"C{i}" for i in range(adata.n_obs)])
+    return genes, cells, to_dgcmatrix(adata.X, genes, cells)
+
+
+def call_r_pipeline(source: str, call: str, objects: dict) -> dict:
+    """Evaluate ``call`` (R code naming ``pipeline`` and the ``objects``) with the R function ``source`` bound to
+    ``pipeline``; returns the named elements of its list. Seurat logs each command by deparsing its call, so large
+    objects are passed by name, not by value."""
+    ro = require_r()
+    env = ro.r("new.env()")
+    for name, value in objects.items():
+        env[name] = value
+    env["pipeline"] = ro.r(source)
+    res = ro.r("function(code, env) eval(parse(text = code), envir = env)")(call, env)
+    return {name: res.rx2(name) for name in res.names}

@@ -26,7 +26,7 @@ from typing import Optional
 
 import numpy as np
 
-from ._r import from_dgcmatrix, numpy_converter, require_r, require_r_package, to_dgcmatrix, to_py
+from ._r import call_r_pipeline, from_dgcmatrix, numpy_converter, r_safe_counts, require_r, require_r_package, to_py
 
 _R_PIPELINE = r"""
 function(counts, batch, n_features, pca_emb, n_dims, resolution, n_pcs) {
@@ -71,25 +71,14 @@ def seurat_reference(adata, pca_embedding: np.ndarray, *, batch_key: str = "batc
     """
     require_r_package("Seurat")
     ro = require_r()
-    # R-safe gene names whose sort order is that of the real names (ties in SelectIntegrationFeatures)
-    alpha_rank = np.empty(adata.n_vars, dtype=np.int64)
-    alpha_rank[np.argsort(np.asarray(adata.var_names, dtype=str), kind="stable")] = np.arange(adata.n_vars)
-    genes = np.array([f"G{r:09d}" for r in alpha_rank])
-    cells = np.array([f"C{i}" for i in range(adata.n_obs)])
-    counts = to_dgcmatrix(adata.X, genes, cells)
+    genes, cells, counts = r_safe_counts(adata)
     emb = np.ascontiguousarray(pca_embedding, dtype=np.float64)
     n_dims = emb.shape[1] if n_dims is None else int(n_dims)
     batch = ro.StrVector(adata.obs[batch_key].astype(str).tolist())
     r_emb = numpy_converter().py2rpy(emb)
-    # Seurat logs each command by deparsing its call: pass large objects by name, not by value
-    env = ro.r("new.env()")
-    for name, value in {"counts": counts, "batch": batch, "pca_emb": r_emb}.items():
-        env[name] = value
-    env["pipeline"] = ro.r(_R_PIPELINE)
     call = (f"pipeline(counts, batch, {int(n_features)}L, pca_emb, {int(n_dims)}L, {float(resolution)!r}, "
             f"{int(n_pcs)}L)")
-    res = ro.r("function(code, env) eval(parse(text = code), envir = env)")(call, env)
-    out = {name: res.rx2(name) for name in res.names}
+    out = call_r_pipeline(_R_PIPELINE, call, {"counts": counts, "batch": batch, "pca_emb": r_emb})
     index = {g: i for i, g in enumerate(genes)}
 
     def names_back(v):

@@ -11,7 +11,8 @@ _CLASSES = {"IntegrationModel": "scintegrate.models._base", "IntegrationResult":
             "DeepBID": "scintegrate.models.deepbid", "Harmony": "scintegrate.models.harmony",
             "Scanorama": "scintegrate.models.scanorama", "SCVI": "scintegrate.models.scvi",
             "TRVAE": "scintegrate.models.trvae", "CVAE": "scintegrate.models.cvae",
-            "SCANVI": "scintegrate.models.scanvi", "FastMNN": "scintegrate.models.fastmnn"}
+            "SCANVI": "scintegrate.models.scanvi", "FastMNN": "scintegrate.models.fastmnn",
+            "SeuratCCA": "scintegrate.models.seurat_cca"}
 
 
 def __getattr__(name):
