@@ -11,6 +11,9 @@ Arrays in, arrays out, no AnnData; R Seurat 4.3 was read as reference. Per pair 
 - scoring: the shared neighbours of the two cells (``k_score`` in each batch), rescaled between the 0.01 and 0.9
   quantiles and clipped to [0, 1].
 
+The reciprocal-PCA variant (:func:`find_anchors_rpca`, Seurat's advice for large data) finds the mutual neighbours
+in each batch's own PCA space instead, with the other batch projected onto it, and does not filter.
+
 Then (:func:`integrate_pair`) a query group is corrected towards a reference group: the anchors' differences
 ``query - reference``, weighted per query cell over its ``k_weight`` nearest anchor cells in a PCA of the two
 groups (``1 - exp(-(1 - d / d_k) * score / (2 / sd)^2)``, normalised), subtracted from its values; groups merge
@@ -178,6 +181,33 @@ def find_anchors(scaled1, scaled2, data1, data2, *, dims: int = 30, k_anchor: in
     k_s = min(k_score, nn_aa.shape[1], nn_ab.shape[1], nn_ba.shape[1], nn_bb.shape[1])
     score = score_anchors(a, b, nn_aa, nn_ab, nn_ba, nn_bb, k_s)
     return {"cell1": a, "cell2": b, "score": score, "n_unfiltered": n_unfiltered, "filtered": bool(filtered)}
+
+
+def rpca_spaces(pc1, pc2, scaled1, scaled2) -> Tuple[np.ndarray, np.ndarray]:
+    """Seurat's ``ReciprocalProject`` for one pair: ``(ref, query)``, both batches' cells (batch 1 first) in batch 1's
+    PCA space (its own scores, batch 2's scaled values projected on its loadings) and in batch 2's; each
+    dimension divided by its standard deviation over all cells, then each cell scaled to unit length.
+    ``pc*``: ``(scores, loadings)`` of each batch's own PCA of its scaled values."""
+    ref = np.concatenate([pc1[0], scaled2 @ pc1[1]])
+    query = np.concatenate([scaled1 @ pc2[1], pc2[0]])
+    return tuple(l2_rows(E / np.where(E.std(0, ddof=1) > 0, E.std(0, ddof=1), 1.0)) for E in (ref, query))
+
+
+def find_anchors_rpca(pc1, pc2, scaled1, scaled2, *, k_anchor: int = 5, k_score: int = 30, device="cpu") -> dict:
+    """Anchors between two batches by reciprocal PCA (Seurat's ``reduction = "rpca"``): the neighbours of batch 1's
+    cells among batch 2's in batch 2's space and those of batch 2's among batch 1's in batch 1's
+    (:func:`rpca_spaces`), each batch's own neighbours in its own PCA, no filtering (as Seurat), the same scores."""
+    ref, query = rpca_spaces(pc1, pc2, scaled1, scaled2)
+    n1 = pc1[0].shape[0]
+    k_nb = max(k_anchor, k_score)
+    nn_aa, _ = knn(pc1[0], pc1[0], k_nb + 1, device)
+    nn_bb, _ = knn(pc2[0], pc2[0], k_nb + 1, device)
+    nn_ab, _ = knn(query[:n1], query[n1:], k_nb, device)
+    nn_ba, _ = knn(ref[n1:], ref[:n1], k_nb, device)
+    a, b = anchor_pairs(nn_ab, nn_ba, min(k_anchor, nn_ab.shape[1], nn_ba.shape[1]))
+    k_s = min(k_score, nn_aa.shape[1], nn_ab.shape[1], nn_ba.shape[1], nn_bb.shape[1])
+    score = score_anchors(a, b, nn_aa, nn_ab, nn_ba, nn_bb, k_s)
+    return {"cell1": a, "cell2": b, "score": score, "n_unfiltered": int(a.size), "filtered": True}
 
 
 def _dense(X) -> np.ndarray:
