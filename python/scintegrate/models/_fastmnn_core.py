@@ -175,11 +175,7 @@ def merge_mnn(left: Group, right: Group, batch_of, *, k: int = 20, ndist: float 
 
     b_left, b_right = batch_of[left.rows], batch_of[right.rows]
     before = _variance(left.values, b_left, left.batches) + _variance(right.values, b_right, right.batches)
-    L, R = left.values, right.values
-    for vector in left.vectors:
-        R = center_along(R, vector)
-    for vector in right.vectors:
-        L = center_along(L, vector)
+    L, R = _orthogonalised(left, right)
     a, b = mnn_pairs(L, R, k)
     corrections, _ = average_correction(L, R, a, b)
     batch_vector = corrections.mean(0)
@@ -205,13 +201,19 @@ def batch_magnitude(corrections, mean) -> float:
     return 0.0 if spread == 0 else float(mean.norm()) / spread ** 0.5
 
 
-def _count_pairs(x: Group, y: Group, k: int) -> int:
-    L, R = x.values, y.values
-    for vector in x.vectors:
+def _orthogonalised(left: Group, right: Group):
+    """Each side's values centred along the batch vectors of the other side's earlier merges (batchelor's
+    ``.orthogonalize_other``)."""
+    L, R = left.values, right.values
+    for vector in left.vectors:
         R = center_along(R, vector)
-    for vector in y.vectors:
+    for vector in right.vectors:
         L = center_along(L, vector)
-    return int(mnn_pairs(L, R, k)[0].size)
+    return L, R
+
+
+def _count_pairs(x: Group, y: Group, k: int) -> int:
+    return int(mnn_pairs(*_orthogonalised(x, y), k)[0].size)
 
 
 def merge_all(E, cells: Sequence[np.ndarray], order: Optional[Sequence[int]], *, k: int = 20, ndist: float = 3.0,
@@ -234,13 +236,11 @@ def merge_all(E, cells: Sequence[np.ndarray], order: Optional[Sequence[int]], *,
     lost = np.zeros((n_batches - 1, n_batches))
     out = MergeResult(None, [], [], [], lost, [], [])
     current = groups[0 if order is None else order[0]]
-    if order is not None:
-        steps = [(None, groups[b]) for b in order[1:]]
-    else:
+    if order is None:
         counts = {(i, j): _count_pairs(groups[i], groups[j], k) for i in range(n_batches) for j in range(i)}
     for step in range(n_batches - 1):
         if order is not None:
-            left, right = current, steps[step][1]
+            left, right = current, groups[order[step + 1]]
         else:  # batchelor: the largest count first; ties: R's which() order (the earliest j, then i; i > j)
             i, j = max(counts, key=lambda key: (counts[key], -key[1], -key[0]))
             left, right = groups[i], groups[j]

@@ -1,4 +1,5 @@
-"""Pieces the MNN methods (Scanorama, fastMNN) share: their input and the randomized SVD they start from.
+"""Pieces the MNN and anchor methods (Scanorama, fastMNN, Seurat CCA) share: their input, their corrected-features
+layer and the randomized SVD.
 
 Example
 -------
@@ -24,6 +25,19 @@ def unit_length_features(data, n_features: int, *, scale: bool = True):
     features, how = pp.normalize_and_select(work, batch_key="batch", n_features=n_features, counts=data.is_counts)
     X = work[:, list(features)].X
     return (l2_normalize_rows(X) if scale else X), features, how
+
+
+def features_layer(values, n_vars: int, genes, features):
+    """``values`` (cells x ``features``) as a CSR matrix of the data's shape: the features' columns hold them,
+    the other genes' are empty (a layer ``integrate`` can write)."""
+    import scipy.sparse as sp
+
+    cols = genes.get_indexer(list(features))
+    out = sp.csr_matrix(values)
+    out = sp.csr_matrix((out.data, cols[out.indices].astype(out.indices.dtype), out.indptr),
+                        shape=(out.shape[0], n_vars))
+    out.sort_indices()
+    return out
 
 
 def randomized_svd(times, t_times, p: int, width: int, *, seed: int = 0, n_iter: int = 2, device="cpu"):

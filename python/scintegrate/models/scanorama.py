@@ -158,12 +158,9 @@ class Scanorama(IntegrationModel):
         dense = X.toarray() if sp.issparse(X) else np.asarray(X)
         T = torch.as_tensor(dense, dtype=torch.float32, device=self.device)
         out = core.replay(T, steps, sigma=self.params["sigma"], batch_size=self.params["batch_size"])
-        cols = genes.get_indexer(list(features))
-        corrected = sp.csr_matrix(out.cpu().numpy())
-        corrected.indices = cols[corrected.indices].astype(corrected.indices.dtype)
-        corrected = sp.csr_matrix((corrected.data, corrected.indices, corrected.indptr), shape=(X.shape[0], n_vars))
-        corrected.sort_indices()
-        return corrected
+        from ._mnn_common import features_layer
+
+        return features_layer(out.cpu().numpy(), n_vars, genes, features)
 
     def _outputs(self) -> dict:
         out = {"info": {"features": np.asarray(self.features_, dtype=str), "feature_selection": self.feature_selection_,

@@ -78,17 +78,15 @@ class SeuratCCA(IntegrationModel):
                      "return_corrected": bool(return_corrected)}, seed=seed, device=device, progress=progress)
 
     def _fit(self, adata, data) -> None:
-        from .. import pp
         from ..pp.pca import pca
         from ..pp.scale import scale_matrix
         from . import _seurat_core as core
+        from ._mnn_common import features_layer, unit_length_features
 
         p = self.params
-        work = data.to_anndata("batch")
         with self._stage("input"):
-            features, how = pp.normalize_and_select(work, batch_key="batch", n_features=p["n_features"],
-                                                    counts=data.is_counts)
-            X = sp.csr_matrix(work[:, list(features)].X, dtype=np.float32)
+            X, features, how = unit_length_features(data, p["n_features"], scale=False)
+            X = sp.csr_matrix(X, dtype=np.float32)
         names = sorted(str(b) for b in data.batch_levels)
         codes = np.searchsorted(names, np.asarray(data.batch_levels).astype(str)[data.batch])
         cells = [np.flatnonzero(codes == b) for b in range(len(names))]
@@ -128,9 +126,9 @@ class SeuratCCA(IntegrationModel):
         values = X.toarray()
         merges = []
         with self._stage("integration"):
-            for left, right in tree:
-                size = lambda group: sum(len(cells[b]) for b in group)  # noqa: E731
-                ref, query = (right, left) if size(right) > size(left) else (left, right)
+            for left, right in tree:  # the larger group is the reference (Seurat: ties keep the first)
+                n_left, n_right = (sum(len(cells[b]) for b in group) for group in (left, right))
+                ref, query = (right, left) if n_right > n_left else (left, right)
                 merges.append(self._merge(values, cells, names, anchors, ref, query, dims))
                 bar.update(1)
         bar.close()
@@ -138,7 +136,7 @@ class SeuratCCA(IntegrationModel):
             n_pcs = int(min(p["n_pcs"], values.shape[0] - 1, values.shape[1] - 1))
             embedding, _, _ = pca(scale_matrix(values, max_value=10.0), n_pcs, seed=self.seed)
         self.embedding_ = np.asarray(embedding, dtype=np.float32)
-        self.corrected_ = self._corrected_layer(values, adata.n_vars, data.genes, features) if p[
+        self.corrected_ = features_layer(values, adata.n_vars, data.genes, features) if p[
             "return_corrected"] else None
         self.features_, self.feature_selection_ = [str(f) for f in features], how
         self.batches_ = np.asarray(names, dtype=str)
@@ -200,15 +198,6 @@ class SeuratCCA(IntegrationModel):
         rows = [np.column_stack([cells[i][f["cell1"]], cells[j][f["cell2"]], f["score"]])
                 for (i, j), f in anchors.items() if f["cell1"].size]
         return np.concatenate(rows) if rows else np.zeros((0, 3))
-
-    @staticmethod
-    def _corrected_layer(values, n_vars, genes, features) -> sp.csr_matrix:
-        cols = genes.get_indexer(list(features))
-        out = sp.csr_matrix(values)
-        out.indices = cols[out.indices].astype(out.indices.dtype)
-        out = sp.csr_matrix((out.data, out.indices, out.indptr), shape=(values.shape[0], n_vars))
-        out.sort_indices()
-        return out
 
     def _outputs(self) -> dict:
         out = {"info": {"features": np.asarray(self.features_, dtype=str),
