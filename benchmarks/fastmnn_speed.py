@@ -11,6 +11,9 @@ Usage::
     nice .venv/bin/python benchmarks/fastmnn_speed.py                     # ~20 min on 1 thread
     nice .venv/bin/python benchmarks/fastmnn_speed.py --sizes 10000:2,20000:2 --methods seurat_cca,seuratr \
         --out benchmarks/results/seurat_cca_speed.json
+    nice .venv/bin/python benchmarks/fastmnn_speed.py --methods seurat_cca@reduction=rpca,seuratr@reduction=rpca
+
+A method may carry parameters after ``@`` (``name@key=value@key=value``; string values).
 
 Writes ``benchmarks/results/fastmnn_speed.json`` (or ``--out``) and prints each row.
 """
@@ -33,7 +36,13 @@ OUT = HERE / "results" / "fastmnn_speed.json"
 GENES, TYPES = 2000, 8
 
 
-def child(method: str, n_cells: int, n_batches: int, threads: int) -> dict:
+def method_and_params(spec: str) -> tuple:
+    """``"seurat_cca@reduction=rpca"`` -> ``("seurat_cca", {"reduction": "rpca"})`` (values kept as strings)."""
+    method, *pairs = spec.split("@")
+    return method, dict(pair.split("=", 1) for pair in pairs)
+
+
+def child(spec: str, n_cells: int, n_batches: int, threads: int) -> dict:
     import torch
 
     torch.set_num_threads(threads)
@@ -44,12 +53,13 @@ def child(method: str, n_cells: int, n_batches: int, threads: int) -> dict:
                                         batch_effect=0.2, seed=0)
     base = rss_gb()
     start = time.perf_counter()
-    model = registry.get_spec(method).model_class()(seed=0).fit(adata, batch_key="batch")
+    method, params = method_and_params(spec)
+    model = registry.get_spec(method).model_class()(seed=0, **params).fit(adata, batch_key="batch")
     wall = time.perf_counter() - start
     sub = eval_cells(n_cells)
     scores = latent_scores(model.embed()[sub], adata.obs["cell_type"].to_numpy()[sub],
                            adata.obs["batch"].to_numpy()[sub])
-    out = {"method": method, "cells": n_cells, "batches": n_batches, "wall_s": round(wall, 1),
+    out = {"method": spec, "cells": n_cells, "batches": n_batches, "wall_s": round(wall, 1),
            "stages_s": dict(model.timings_), **scores, "peak_rss_gb": round(rss_gb(), 3),
            "rss_before_fit_gb": round(base, 3)}
     if method == "fastmnn":

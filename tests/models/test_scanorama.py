@@ -12,6 +12,7 @@ import torch
 import scintegrate as si
 from scintegrate.models import Scanorama
 from scintegrate.models import _scanorama_core as core
+from scintegrate.models import _exact_knn
 from scintegrate.models._exact_knn import l2_normalize_rows
 
 
@@ -50,7 +51,7 @@ def _brute_mnn(E, cells, k, metric, scope):
 @pytest.mark.parametrize("scope", ["others", "pair"])
 def test_mutual_nearest_neighbours_equal_brute_force(metric, scope, monkeypatch):
     E, cells = _blocks([12, 15, 9])
-    monkeypatch.setattr(core, "BLOCK_ELEMENTS", 20)  # many row blocks: the running column top-k is exercised
+    monkeypatch.setattr(_exact_knn, "BLOCK_ELEMENTS", 20)  # many row blocks: the running column top-k is exercised
     got = core.find_matches(E, cells, knn=3, metric=metric, scope=scope, method="exact")
     want = _brute_mnn(E, cells, 3, metric, scope)
     assert set(got) == set(want)

@@ -238,16 +238,17 @@ class ComBat(PeerModel):
 
 
 class SeuratR(PeerModel):
-    """PCs of R Seurat's integrated assay (FindIntegrationAnchors with CCA + IntegrateData at Seurat's defaults,
+    """PCs of R Seurat's integrated assay (FindIntegrationAnchors with CCA, or ``reduction="rpca"``, + IntegrateData at Seurat's defaults,
     through rpy2; :func:`scintegrate.io.seurat_integration_reference.seurat_cca_reference`). Seurat's own errors
     (a batch with fewer cells than ``dims``) are raised as ``ValueError``, so the benchmark skips the set."""
 
     method, package = "seuratr", "rpy2 and R Seurat"
 
     def __init__(self, *, n_features: int = 2000, dims: int = 30, k_filter: int = 200, k_weight: int = 100,
-                 n_pcs: int = 30, seed: int = 0, device: str = "auto", progress: bool = False):
+                 reduction: str = "cca", n_pcs: int = 30, seed: int = 0, device: str = "auto",
+                 progress: bool = False):
         super().__init__(seed=seed, device=device, progress=progress, n_features=n_features, dims=dims,
-                         k_filter=k_filter, k_weight=k_weight, n_pcs=n_pcs)
+                         k_filter=k_filter, k_weight=k_weight, reduction=reduction, n_pcs=n_pcs)
 
     def _run(self, adata, batch_key):
         from ..io.seurat_integration_reference import seurat_cca_reference

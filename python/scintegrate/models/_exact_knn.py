@@ -40,16 +40,18 @@ def l2_normalize_rows(X):
 
 
 def torch_matrix(X, device):
-    """A torch tensor of ``X`` on ``device`` (sparse CSR stays sparse)."""
+    """A torch tensor of ``X`` on ``device`` (sparse CSR stays sparse, with int32 indices where they fit: on the
+    CPU they share the scipy matrix's memory, and the products are faster than with int64)."""
     import torch
 
     if not sp.issparse(X):
         return torch.as_tensor(np.ascontiguousarray(X, dtype=np.float32), device=device)
     X = sp.csr_matrix(X, dtype=np.float32)
+    index = np.int32 if max(X.nnz, *X.shape) < np.iinfo(np.int32).max else np.int64
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
-        return torch.sparse_csr_tensor(torch.as_tensor(X.indptr.astype(np.int64)),
-                                       torch.as_tensor(X.indices.astype(np.int64)),
+        return torch.sparse_csr_tensor(torch.as_tensor(X.indptr.astype(index, copy=False)),
+                                       torch.as_tensor(X.indices.astype(index, copy=False)),
                                        torch.as_tensor(X.data), size=X.shape).to(device)
 
 

@@ -35,6 +35,10 @@ from typing import List, Optional, Sequence
 import numpy as np
 
 from ._exact_knn import knn_into_exact, torch_matrix
+from ._ivf_knn import knn_into_approx
+
+#: with ``knn_method="ivf"``, a side of more than this many rows is searched by inverted lists (exactly below)
+EXACT_MAX = 20_000
 from ._mnn_common import randomized_svd
 
 
@@ -117,9 +121,20 @@ def tricube_average(values, idx, dist, ndist: float = 3.0):
     return (values[idx] * weight[:, :, None]).sum(1)
 
 
-def mnn_pairs(left, right, k: int):
+def knn_into(Q, R, k: int, knn_method: str = "exact", seed: int = 0):
+    """Euclidean ``k`` neighbours ``(indices, distances)`` of the rows of ``Q`` among those of ``R``: exact, or
+    from inverted lists (:func:`scintegrate.models._ivf_knn.knn_into_approx`) when ``knn_method="ivf"`` and ``R``
+    has more than :data:`EXACT_MAX` rows. The exact search of a batch against a reference of every batch merged
+    before it costs O(n_batch * n_reference), so merging B batches of n cells costs O(B^2 n^2); the lists probe a
+    tenth of the reference."""
+    if knn_method == "ivf" and R.shape[0] > EXACT_MAX:
+        return knn_into_approx(Q, R, k, "euclidean", seed=seed)
+    return knn_into_exact(Q, R, k, "euclidean")
+
+
+def mnn_pairs(left, right, k: int, knn_method: str = "exact", seed: int = 0):
     """Mutual nearest neighbour pairs ``(a, b)`` (rows of ``left``, rows of ``right``, sorted) with ``k``
-    neighbours each way, capped at the size of the other side.
+    neighbours each way, capped at the size of the other side (searched by :func:`knn_into`).
 
     The neighbours of the ``right`` rows among the ``left`` ones are searched first; only the ``left`` rows
     found there can be in a pair, so only theirs are searched among the ``right`` rows (2-3x faster than one
@@ -128,10 +143,10 @@ def mnn_pairs(left, right, k: int):
     import torch
 
     n_right = right.shape[0]
-    nn_rl, _ = knn_into_exact(right, left, min(k, left.shape[0]), "euclidean")
+    nn_rl, _ = knn_into(right, left, min(k, left.shape[0]), knn_method, seed)
     candidates = np.unique(nn_rl)
-    nn_lr, _ = knn_into_exact(left[torch.as_tensor(candidates, device=left.device)], right, min(k, n_right),
-                              "euclidean")
+    nn_lr, _ = knn_into(left[torch.as_tensor(candidates, device=left.device)], right, min(k, n_right),
+                        knn_method, seed + 1)
     forward = np.repeat(candidates, nn_lr.shape[1]) * n_right + nn_lr.ravel()
     backward = nn_rl.ravel() * n_right + np.repeat(np.arange(n_right, dtype=np.int64), nn_rl.shape[1])
     both = np.intersect1d(forward, backward)
@@ -168,15 +183,17 @@ def _variance(values, batches_of_rows, batches):
     return [float(values[batches_of_rows == b].var(0, unbiased=True).nan_to_num(0.0).sum()) for b in batches]
 
 
-def merge_mnn(left: Group, right: Group, batch_of, *, k: int = 20, ndist: float = 3.0):
+def merge_mnn(left: Group, right: Group, batch_of, *, k: int = 20, ndist: float = 3.0, knn_method: str = "exact",
+              seed: int = 0):
     """Merge ``right`` onto ``left``: returns ``(merged group, pairs (left rows, right rows), lost variance of the
-    member batches, share of right cells in a pair, batch magnitude)``. ``batch_of``: the batch of every row."""
+    member batches, share of right cells in a pair, batch magnitude)``. ``batch_of``: the batch of every row;
+    ``knn_method``, ``seed``: the searches' (:func:`knn_into`)."""
     import torch
 
     b_left, b_right = batch_of[left.rows], batch_of[right.rows]
     before = _variance(left.values, b_left, left.batches) + _variance(right.values, b_right, right.batches)
     L, R = _orthogonalised(left, right)
-    a, b = mnn_pairs(L, R, k)
+    a, b = mnn_pairs(L, R, k, knn_method, seed)
     corrections, _ = average_correction(L, R, a, b)
     batch_vector = corrections.mean(0)
     magnitude = batch_magnitude(corrections, batch_vector)
@@ -184,7 +201,7 @@ def merge_mnn(left: Group, right: Group, batch_of, *, k: int = 20, ndist: float 
     after = _variance(L, b_left, left.batches) + _variance(R, b_right, right.batches)
     corrections, paired = average_correction(L, R, a, b)
     n_near = min(k, int(paired.numel()))
-    idx, dist = knn_into_exact(R, R[paired], n_near, "euclidean")
+    idx, dist = knn_into(R, R[paired], n_near, knn_method, seed + 2)
     idx, dist = torch.as_tensor(idx, device=R.device), torch.as_tensor(dist, device=R.device)
     R = R + tricube_average(corrections, idx, dist, ndist)
     lost = [1.0 - (n / o if o > 0 else 1.0) for n, o in zip(after, before)]
@@ -212,18 +229,18 @@ def _orthogonalised(left: Group, right: Group):
     return L, R
 
 
-def _count_pairs(x: Group, y: Group, k: int) -> int:
-    return int(mnn_pairs(*_orthogonalised(x, y), k)[0].size)
+def _count_pairs(x: Group, y: Group, k: int, knn_method: str = "exact", seed: int = 0) -> int:
+    return int(mnn_pairs(*_orthogonalised(x, y), k, knn_method, seed)[0].size)
 
 
 def merge_all(E, cells: Sequence[np.ndarray], order: Optional[Sequence[int]], *, k: int = 20, ndist: float = 3.0,
-              progress=None) -> MergeResult:
+              knn_method: str = "exact", seed: int = 0, progress=None) -> MergeResult:
     """All batches of ``E`` (n x d tensor; ``cells[b]``: the rows of batch ``b``) merged into one.
 
     ``order``: the batches in merge order (the first is the reference; each next one is merged onto everything
     merged before it), or ``None`` for batchelor's ``auto.merge``: the two groups with the most MNN pairs are
     merged first, and the counts of the new group are recomputed after each merge (more searches). ``progress``:
-    a callable told of each merge.
+    a callable told of each merge. ``knn_method``, ``seed``: the neighbour searches' (:func:`knn_into`).
     """
     import torch
 
@@ -237,14 +254,16 @@ def merge_all(E, cells: Sequence[np.ndarray], order: Optional[Sequence[int]], *,
     out = MergeResult(None, [], [], [], lost, [], [])
     current = groups[0 if order is None else order[0]]
     if order is None:
-        counts = {(i, j): _count_pairs(groups[i], groups[j], k) for i in range(n_batches) for j in range(i)}
+        counts = {(i, j): _count_pairs(groups[i], groups[j], k, knn_method, seed)
+                  for i in range(n_batches) for j in range(i)}
     for step in range(n_batches - 1):
         if order is not None:
             left, right = current, groups[order[step + 1]]
         else:  # batchelor: the largest count first; ties: R's which() order (the earliest j, then i; i > j)
             i, j = max(counts, key=lambda key: (counts[key], -key[1], -key[0]))
             left, right = groups[i], groups[j]
-        merged, pairs, lost_step, share, magnitude = merge_mnn(left, right, batch_of, k=k, ndist=ndist)
+        merged, pairs, lost_step, share, magnitude = merge_mnn(left, right, batch_of, k=k, ndist=ndist,
+                                                               knn_method=knn_method, seed=seed + 3 * step)
         members = left.batches + right.batches
         lost[step, members] = lost_step
         out.left.append(list(left.batches))
@@ -258,7 +277,7 @@ def merge_all(E, cells: Sequence[np.ndarray], order: Optional[Sequence[int]], *,
             groups = [groups[g] for g in keep] + [merged]
             old = {(keep.index(a), keep.index(b)): v for (a, b), v in counts.items() if a in keep and b in keep}
             new = len(groups) - 1
-            old.update({(new, g): _count_pairs(merged, groups[g], k) for g in range(new)})
+            old.update({(new, g): _count_pairs(merged, groups[g], k, knn_method, seed) for g in range(new)})
             counts = old
         if progress is not None:
             progress(step)

@@ -41,20 +41,23 @@ from typing import Dict, List, Sequence, Tuple
 import numpy as np
 import scipy.sparse as sp
 
-from ._exact_knn import BLOCK_ELEMENTS, mutual_pairs
-from ._exact_knn import block_order as _block_order
+from ._exact_knn import mutual_pairs
 from ._exact_knn import knn_into_exact as _knn_into_exact
 from ._exact_knn import pair_knn_exact as _pair_knn_exact
 from ._exact_knn import torch_matrix as _torch_matrix
+from ._ivf_knn import kmeans_lists as _kmeans_lists
+from ._ivf_knn import LISTS_PER_SQRT as IVF_LISTS_PER_SQRT
+from ._ivf_knn import PROBE_SHARE as IVF_PROBE_SHARE
+from ._ivf_knn import knn_into_ivf as _knn_into_ivf
 from ._mnn_common import randomized_svd
 
 #: data of at most this many cells is searched exactly on the CPU (``method="auto"``; inverted lists above)
 EXACT_MAX = 20_000
 #: batches of at most this many cells are searched exactly also with pynndescent
 NNDESCENT_MIN = 4096
-#: inverted-list search (``method="ivf"``): batches of at most this many cells are searched exactly; lists per
-#: square root of the batch size; share of the lists probed per query
-IVF_MIN, IVF_LISTS_PER_SQRT, IVF_PROBE_SHARE = 2048, 1.0, 0.10
+#: inverted-list search (``method="ivf"``): batches of at most this many cells are searched exactly (the lists
+#: per square root of the batch size and the share probed are :mod:`._ivf_knn`'s)
+IVF_MIN = 2048
 #: elements of one block of the merging kernel (4 MiB: it is updated in place several times, so it stays in cache)
 KERNEL_BLOCK = 1 << 20
 #: an edge is skipped once both its batches were on more than this many edges (the package's rule)
@@ -186,73 +189,6 @@ def _group_mutual(cells, neighbours, n: int):
         sel = pair == key
         matches[(int(key // len(cells)), int(key % len(cells)))] = (local[a[sel]], local[b[sel]])
     return matches
-
-
-def _kmeans_lists(R, n_lists: int, seed: int, n_iter: int = 10):
-    """Inverted lists of the rows of ``R`` (torch): Euclidean k-means, Lloyd's ``n_iter`` rounds. The start
-    centres are the rows at evenly spaced ranks along a seeded random direction, so they depend on the rows'
-    values and not on their order. Returns ``(centroids, rows sorted by list, list offsets)``."""
-    import torch
-
-    from .._device import torch_generator
-
-    n = R.shape[0]
-    direction = torch.randn(R.shape[1], generator=torch_generator(seed)).to(R)
-    along = torch.argsort(R @ direction, stable=True)
-    C = R[along[torch.linspace(0, n - 1, n_lists).round().long().to(R.device)]].clone()
-    for round_ in range(n_iter + 1):  # n_iter centre updates, then the final assignment
-        c_sq = (C * C).sum(1)
-        assign = torch.addmm(c_sq[None, :], R, C.T, beta=1.0, alpha=-2.0).argmin(1)  # |r - c|^2 less |r|^2
-        if round_ == n_iter:
-            break
-        sums = torch.zeros_like(C).index_add_(0, assign, R)
-        counts = torch.bincount(assign, minlength=n_lists).to(R.dtype)
-        filled = counts > 0  # an empty list keeps its centre
-        C[filled] = sums[filled] / counts[filled, None]
-    order = torch.argsort(assign, stable=True)
-    offsets = torch.zeros(n_lists + 1, dtype=torch.long, device=R.device)
-    offsets[1:] = torch.cumsum(torch.bincount(assign, minlength=n_lists), 0)
-    return C, order, offsets
-
-
-def _knn_into_ivf(Q, R, k: int, lists, n_probe: int, metric: str):
-    """The ``k`` neighbours (indices, distances) of the rows of ``Q`` among the rows of ``R``, searched exactly
-    within the ``n_probe`` inverted lists whose centres are nearest each query (``lists`` from
-    :func:`_kmeans_lists`). Each list is scored once against all queries that probe it; nearest first."""
-    import torch
-
-    C, order, offsets = lists
-    n_lists = C.shape[0]
-    n_probe = min(n_probe, n_lists)
-    nq = Q.shape[0]
-    r_sq = (R * R).sum(1)
-    probe = torch.topk(_block_order(Q, C, (C * C).sum(1), metric), n_probe, dim=1, largest=False).indices
-    flat = probe.reshape(-1)
-    by_list = torch.argsort(flat, stable=True)  # (query, slot) entries grouped by list
-    per_list = torch.bincount(flat, minlength=n_lists).tolist()
-    cand_d = torch.full((nq, n_probe, k), float("inf"), device=Q.device)
-    cand_i = torch.zeros((nq, n_probe, k), dtype=torch.long, device=Q.device)
-    pos = 0
-    for l in range(n_lists):
-        entries, pos = by_list[pos:pos + per_list[l]], pos + per_list[l]
-        members = order[offsets[l]:offsets[l + 1]]
-        if entries.numel() == 0 or members.numel() == 0:
-            continue
-        qs, slot = entries // n_probe, entries % n_probe
-        kk = min(k, members.numel())
-        ref, ref_sq = R[members], r_sq[members]
-        rows = max(1, BLOCK_ELEMENTS // members.numel())
-        for s in range(0, qs.numel(), rows):
-            q_rows, q_slot = qs[s:s + rows], slot[s:s + rows]
-            q = Q[q_rows]
-            d, i = torch.topk(_block_order(q, ref, ref_sq, metric), kk, dim=1, largest=False)
-            if metric == "euclidean":
-                d = (d + (q * q).sum(1, keepdim=True)).clamp_(min=0).sqrt_()
-            cand_d[q_rows, q_slot, :kk] = d
-            cand_i[q_rows, q_slot, :kk] = members[i]
-    d, pos_best = torch.topk(cand_d.reshape(nq, -1), k, dim=1, largest=False)
-    i = cand_i.reshape(nq, -1).gather(1, pos_best)
-    return i.cpu().numpy().astype(np.int64), d.cpu().numpy()
 
 
 def _ivf_search(parts, knn: int, metric: str, seed: int):

@@ -61,14 +61,29 @@ class FastMNN(IntegrationModel):
         the batch names in merge order.
     n_features
         Integration features of count data (2,000, as the uncorrected baseline).
+    pca_weighting
+        ``"batch"`` (default, batchelor's: each batch weighs the same in the PCA) or ``"cell"`` (each cell weighs
+        the same: a plain PCA). With a batch much smaller than the others, equal batch weights give its own noise
+        most of the trailing components, and its cells stay apart after the merges (``fastmnn_design.md``);
+        ``"cell"`` avoids that.
+    knn_method
+        ``"exact"``, ``"ivf"`` (inverted lists for a side of more than 20,000 cells, exact below: the merges onto
+        a large reference cost a tenth of the exact search and most pairs are the same, see
+        ``benchmarks/results/fastmnn_design.md``) or ``"auto"`` (default: ``"ivf"`` on the CPU, ``"exact"`` on
+        CUDA, where the exact search is fast).
     seed, device, progress
-        Seed of the randomized SVD; "auto" | "cpu" | "cuda"; a bar over the merges.
+        Seed of the randomized SVD and the inverted lists; "auto" | "cpu" | "cuda"; a bar over the merges.
     """
 
     method = "fastmnn"
 
     def __init__(self, *, k: int = 20, d: int = 50, ndist: float = 3.0, cos_norm: bool = True, merge_order=None,
-                 n_features: int = 2000, seed: int = 0, device: str = "auto", progress: bool = False):
+                 n_features: int = 2000, pca_weighting: str = "batch", knn_method: str = "auto", seed: int = 0,
+                 device: str = "auto", progress: bool = False):
+        if pca_weighting not in ("batch", "cell"):
+            raise ValueError(f"pca_weighting must be 'batch' or 'cell', got {pca_weighting!r}")
+        if knn_method not in ("auto", "exact", "ivf"):
+            raise ValueError(f"knn_method must be 'auto', 'exact' or 'ivf', got {knn_method!r}")
         if int(k) < 1 or int(d) < 1 or int(n_features) < 2 or not float(ndist) > 0:
             raise ValueError(f"k and d must be >= 1, n_features >= 2 and ndist > 0, got {k}, {d}, {n_features}, "
                              f"{ndist}")
@@ -77,7 +92,8 @@ class FastMNN(IntegrationModel):
                 raise ValueError(f"merge_order must be None, 'auto' or a list of batch names, got {merge_order!r}")
             merge_order = [str(b) for b in merge_order]
         self._setup({"k": int(k), "d": int(d), "ndist": float(ndist), "cos_norm": bool(cos_norm),
-                     "merge_order": merge_order, "n_features": int(n_features)},
+                     "merge_order": merge_order, "n_features": int(n_features), "pca_weighting": pca_weighting,
+                     "knn_method": knn_method},
                     seed=seed, device=device, progress=progress)
 
     def _fit(self, adata, data) -> None:
@@ -97,7 +113,10 @@ class FastMNN(IntegrationModel):
             warnings.warn(f"d={p['d']} capped at {d} (min(n_cells - 1, n_features) = min({X.shape[0] - 1}, "
                           f"{X.shape[1]}))", UserWarning, stacklevel=3)
         with self._stage("multibatch_pca"):
-            E, _, _ = core.multibatch_pca(X, codes, len(names), d, seed=self.seed, device=self.device)
+            if p["pca_weighting"] == "batch":
+                E, _, _ = core.multibatch_pca(X, codes, len(names), d, seed=self.seed, device=self.device)
+            else:  # one group: every cell weighs the same, centred on the mean cell
+                E, _, _ = core.multibatch_pca(X, np.zeros_like(codes), 1, d, seed=self.seed, device=self.device)
         with self._stage("merging"):
             bar = None
             if self.progress:
@@ -105,7 +124,11 @@ class FastMNN(IntegrationModel):
 
                 bar = tqdm(total=len(names) - 1, desc="fastMNN merges")
             try:
-                out = core.merge_all(E, cells, order, k=p["k"], ndist=p["ndist"],
+                knn_method = p["knn_method"]
+                if knn_method == "auto":
+                    knn_method = "exact" if self.device.type == "cuda" else "ivf"
+                out = core.merge_all(E, cells, order, k=p["k"], ndist=p["ndist"], knn_method=knn_method,
+                                     seed=self.seed,
                                      progress=None if bar is None else (lambda step: bar.update(1)))
             finally:
                 if bar is not None:
