@@ -238,8 +238,8 @@ class ComBat(PeerModel):
 
 
 class SeuratR(PeerModel):
-    """PCs of R Seurat's integrated assay (FindIntegrationAnchors with CCA, or ``reduction="rpca"``, + IntegrateData at Seurat's defaults,
-    through rpy2; :func:`scintegrate.io.seurat_integration_reference.seurat_cca_reference`). Seurat's own errors
+    """PCs of R Seurat's integrated assay (FindIntegrationAnchors with CCA, or reciprocal PCA with
+    ``reduction="rpca"``, + IntegrateData at Seurat's defaults, through rpy2; :func:`scintegrate.io.seurat_integration_reference.seurat_cca_reference`). Seurat's own errors
     (a batch with fewer cells than ``dims``) are raised as ``ValueError``, so the benchmark skips the set."""
 
     method, package = "seuratr", "rpy2 and R Seurat"

@@ -36,10 +36,10 @@ import numpy as np
 
 from ._exact_knn import knn_into_exact, torch_matrix
 from ._ivf_knn import knn_into_approx
+from ._mnn_common import randomized_svd
 
 #: with ``knn_method="ivf"``, a side of more than this many rows is searched by inverted lists (exactly below)
 EXACT_MAX = 20_000
-from ._mnn_common import randomized_svd
 
 
 def multibatch_pca(X, codes: np.ndarray, n_batches: int, d: int, *, seed: int = 0, device="cpu",

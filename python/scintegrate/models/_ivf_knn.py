@@ -90,9 +90,18 @@ def knn_into_ivf(Q, R, k: int, lists, n_probe: int, metric: str):
     return i.cpu().numpy().astype(np.int64), d.cpu().numpy()
 
 
+def list_count(n_rows: int) -> int:
+    """Inverted lists for a reference of ``n_rows`` rows: :data:`LISTS_PER_SQRT` per square root, at least 2."""
+    return max(2, int(round(LISTS_PER_SQRT * n_rows ** 0.5)))
+
+
+def probe_count(n_lists: int, probe_share: float = PROBE_SHARE) -> int:
+    """Lists probed per query: ``probe_share`` of them, at least 1."""
+    return max(1, int(np.ceil(probe_share * n_lists)))
+
+
 def knn_into_approx(Q, R, k: int, metric: str, *, seed: int = 0, probe_share: float = PROBE_SHARE):
     """The ``k`` neighbours of the rows of ``Q`` among those of ``R`` from inverted lists built on ``R`` for this
-    search (``sqrt(n)`` lists, ``probe_share`` of them probed per query): ``(indices, distances)`` arrays."""
-    n_lists = max(2, int(round(LISTS_PER_SQRT * R.shape[0] ** 0.5)))
-    lists = kmeans_lists(R, n_lists, seed)
-    return knn_into_ivf(Q, R, k, lists, max(1, int(np.ceil(probe_share * n_lists))), metric)
+    search (:func:`list_count` lists, :func:`probe_count` probed per query): ``(indices, distances)`` arrays."""
+    n_lists = list_count(R.shape[0])
+    return knn_into_ivf(Q, R, k, kmeans_lists(R, n_lists, seed), probe_count(n_lists, probe_share), metric)

@@ -46,9 +46,8 @@ from ._exact_knn import knn_into_exact as _knn_into_exact
 from ._exact_knn import pair_knn_exact as _pair_knn_exact
 from ._exact_knn import torch_matrix as _torch_matrix
 from ._ivf_knn import kmeans_lists as _kmeans_lists
-from ._ivf_knn import LISTS_PER_SQRT as IVF_LISTS_PER_SQRT
-from ._ivf_knn import PROBE_SHARE as IVF_PROBE_SHARE
 from ._ivf_knn import knn_into_ivf as _knn_into_ivf
+from ._ivf_knn import list_count, probe_count
 from ._mnn_common import randomized_svd
 
 #: data of at most this many cells is searched exactly on the CPU (``method="auto"``; inverted lists above)
@@ -197,14 +196,12 @@ def _ivf_search(parts, knn: int, metric: str, seed: int):
     lists = {}
     for b, X in enumerate(parts):
         if X.shape[0] > IVF_MIN:
-            n_lists = max(2, int(round(IVF_LISTS_PER_SQRT * X.shape[0] ** 0.5)))
-            lists[b] = _kmeans_lists(X, n_lists, seed + b)
+            lists[b] = _kmeans_lists(X, list_count(X.shape[0]), seed + b)
 
     def into(i, j, k):
         if j not in lists:
             return _knn_into_exact(parts[i], parts[j], k, metric)
-        n_probe = max(1, int(np.ceil(IVF_PROBE_SHARE * lists[j][0].shape[0])))
-        return _knn_into_ivf(parts[i], parts[j], k, lists[j], n_probe, metric)
+        return _knn_into_ivf(parts[i], parts[j], k, lists[j], probe_count(lists[j][0].shape[0]), metric)
     into.indexed = set(lists)  # pairs of two batches without lists are searched exactly in one pass
     return into
 
